@@ -1,0 +1,1 @@
+//! The Redis seat pool (placeholder until the pool lands).

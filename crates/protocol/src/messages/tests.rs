@@ -1,0 +1,101 @@
+use super::*;
+use proptest::prelude::*;
+
+#[test]
+fn hello_minimal_and_full() {
+    assert_eq!(
+        ClientMsg::parse(r#"{"type":"hello"}"#).unwrap(),
+        ClientMsg::Hello(Hello::default())
+    );
+    let ClientMsg::Hello(h) = ClientMsg::parse(
+        r#"{"type":"hello","client_id":"tab-1","resume":"r","seat_token":"s","engine":{"seed":3}}"#,
+    )
+    .unwrap() else {
+        panic!("not hello")
+    };
+    assert_eq!(h.client_id.as_deref(), Some("tab-1"));
+    assert_eq!(h.resume.as_deref(), Some("r"));
+    assert_eq!(h.seat_token.as_deref(), Some("s"));
+    assert_eq!(h.engine.unwrap()["seed"], 3);
+}
+
+#[test]
+fn refusals_have_the_contract_codes() {
+    assert!(ClientMsg::parse("nope").unwrap_err().is_fatal());
+    assert_eq!(ClientMsg::parse("[1]").unwrap_err(), ParseError::NotObject);
+    assert_eq!(ClientMsg::parse("{}").unwrap_err(), ParseError::MissingType);
+    assert_eq!(
+        ClientMsg::parse(r#"{"type":7}"#).unwrap_err(),
+        ParseError::MissingType
+    );
+    let e = ClientMsg::parse(r#"{"type":"warp"}"#).unwrap_err();
+    assert_eq!(e.code(), "unknown_type");
+    assert!(!e.is_fatal());
+    for bad in [
+        r#"{"type":"ack"}"#,
+        r#"{"type":"ack","seq":-1}"#,
+        r#"{"type":"ack","seq":1.5}"#,
+        r#"{"type":"ack","seq":"3"}"#,
+        r#"{"type":"ack","seq":18446744073709551616}"#,
+        r#"{"type":"hello","client_id":5}"#,
+        r#"{"type":"hello","engine":[1]}"#,
+    ] {
+        let e = ClientMsg::parse(bad).unwrap_err();
+        assert_eq!(e.code(), "bad_message", "{bad}");
+    }
+    // Unknown fields are ignored: newer clients work with older servers.
+    assert!(ClientMsg::parse(r#"{"type":"hello","future":1}"#).is_ok());
+    let long = format!(r#"{{"type":"hello","client_id":"{}"}}"#, "x".repeat(200));
+    assert_eq!(ClientMsg::parse(&long).unwrap_err().code(), "bad_message");
+}
+
+#[test]
+fn ack_takes_the_full_u64_range() {
+    assert_eq!(
+        ClientMsg::parse(r#"{"type":"ack","seq":18446744073709551615}"#).unwrap(),
+        ClientMsg::Ack { seq: u64::MAX }
+    );
+}
+
+#[test]
+fn server_messages_match_the_contract() {
+    let busy = ServerMsg::Busy { retry_after_s: 2.0 }.to_json();
+    assert_eq!(busy, r#"{"type":"busy","retry_after_s":2.0}"#);
+    let err = ServerMsg::error("hello_required", "say hello first").to_json();
+    assert_eq!(
+        err,
+        r#"{"type":"error","code":"hello_required","message":"say hello first"}"#
+    );
+    let ready: Value = serde_json::from_str(
+        &ServerMsg::Ready {
+            session_id: "a".into(),
+            resume_token: "t".into(),
+            resumed: false,
+            window: Window {
+                slices: 16,
+                bytes: 4,
+            },
+            engine: serde_json::json!({"name":"demo"}),
+        }
+        .to_json(),
+    )
+    .unwrap();
+    assert_eq!(ready["type"], "ready");
+    assert_eq!(ready["window"]["slices"], 16);
+    let stats: Value = serde_json::from_str(&ServerMsg::Stats(Stats::default()).to_json()).unwrap();
+    assert_eq!(stats["type"], "stats");
+    assert_eq!(stats["slices_sent"], 0);
+}
+
+proptest! {
+    #[test]
+    fn parse_never_panics(s in ".{0,200}") {
+        let _ = ClientMsg::parse(&s);
+    }
+
+    #[test]
+    fn any_ack_round_trips(seq: u64) {
+        let text = format!(r#"{{"type":"ack","seq":{seq}}}"#);
+        prop_assert_eq!(ClientMsg::parse(&text).unwrap(), ClientMsg::Ack { seq });
+    }
+}
