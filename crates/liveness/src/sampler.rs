@@ -1,0 +1,318 @@
+//! One thread sweeps every watched socket once per interval.
+//!
+//! The thread is not a tokio task on purpose: the sessions' runtime may be
+//! busy or wedged, and the verdict must not wait for it. A sweep copies the
+//! registry (a vector of `Arc`s) under a short lock and samples outside it,
+//! so registering or dropping a watch never waits for a sweep. On a reap the
+//! sampler aborts the socket itself (reset, shutdown) and then tells the
+//! owner through [`Hooks::on_reap`]; the owner's writer need not cooperate.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Condvar, Mutex,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    detector::{Detector, DetectorConfig, Observation, Verdict},
+    socket::SocketHandle,
+    sys, Evidence,
+};
+
+/// What a watched connection's owner provides.
+pub trait Hooks: Send + Sync + 'static {
+    /// Time since the last pong, or since the connection started.
+    fn since_pong(&self, now: Instant) -> Duration;
+    /// Called once, from the sampler thread, after the socket was aborted.
+    /// Must not block.
+    fn on_reap(&self, evidence: &Evidence);
+}
+
+struct Entry {
+    socket: Arc<SocketHandle>,
+    hooks: Arc<dyn Hooks>,
+    /// Touched by the sampler thread only; the mutex makes the entry `Sync`.
+    detector: Mutex<Detector>,
+}
+
+#[derive(Default)]
+struct Registry {
+    entries: HashMap<u64, Arc<Entry>>,
+    next_id: u64,
+}
+
+/// Sweep figures, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct SamplerStats {
+    /// Completed sweeps.
+    pub sweeps: AtomicU64,
+    /// Sockets sampled over all sweeps.
+    pub samples: AtomicU64,
+    /// Duration of the last sweep, nanoseconds.
+    pub last_sweep_ns: AtomicU64,
+    /// Sockets in the last sweep.
+    pub last_sweep_sockets: AtomicU64,
+    /// Total time spent sweeping, nanoseconds.
+    pub sweep_ns_total: AtomicU64,
+}
+
+struct Shared {
+    registry: Mutex<Registry>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    stats: SamplerStats,
+    interval: Duration,
+    config: DetectorConfig,
+}
+
+/// The sampler: a handle on the sweeping thread. The thread stops when
+/// [`stop`](Self::stop) is called or the last clone is dropped.
+#[derive(Clone)]
+pub struct Sampler {
+    shared: Arc<Shared>,
+    _stopper: Arc<Stopper>,
+}
+
+struct Stopper(Arc<Shared>);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        *self.0.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0.wake.notify_all();
+    }
+}
+
+/// A watched socket; dropping it stops the watching.
+#[must_use = "dropping a Watch stops watching the socket"]
+pub struct Watch {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        lock(&self.shared.registry).entries.remove(&self.id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Sampler {
+    /// Starts the sampler thread.
+    pub fn start(interval: Duration, config: DetectorConfig) -> std::io::Result<Self> {
+        if !sys::SUPPORTED {
+            tracing::warn!(
+                "kernel liveness figures are not available on this platform: \
+                 the send-stall and peer-close rules are off; only the pong rule reaps"
+            );
+        }
+        let shared = Arc::new(Shared {
+            registry: Mutex::default(),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            stats: SamplerStats::default(),
+            interval,
+            config,
+        });
+        let thread_shared = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("seatkeeper-sampler".into())
+            .spawn(move || run(&thread_shared))?;
+        Ok(Self {
+            _stopper: Arc::new(Stopper(Arc::clone(&shared))),
+            shared,
+        })
+    }
+
+    /// Watches `socket` until the returned guard is dropped.
+    pub fn watch(&self, socket: Arc<SocketHandle>, hooks: Arc<dyn Hooks>) -> Watch {
+        let entry = Arc::new(Entry {
+            socket,
+            hooks,
+            detector: Mutex::new(Detector::new(self.shared.config, Instant::now())),
+        });
+        let mut reg = lock(&self.shared.registry);
+        let id = reg.next_id;
+        reg.next_id += 1;
+        reg.entries.insert(id, entry);
+        Watch {
+            shared: Arc::clone(&self.shared),
+            id,
+        }
+    }
+
+    /// Sweep figures.
+    pub fn stats(&self) -> &SamplerStats {
+        &self.shared.stats
+    }
+
+    /// Sockets watched now.
+    pub fn watched(&self) -> usize {
+        lock(&self.shared.registry).entries.len()
+    }
+
+    /// The sampling interval.
+    pub fn interval(&self) -> Duration {
+        self.shared.interval
+    }
+
+    /// Runs one sweep now on the calling thread (benchmarks).
+    pub fn sweep_now(&self) {
+        sweep(&self.shared, &mut Vec::new());
+    }
+}
+
+fn run(shared: &Shared) {
+    let mut batch = Vec::new();
+    let mut next = Instant::now() + shared.interval;
+    loop {
+        {
+            let mut stop = lock(&shared.stop);
+            loop {
+                if *stop {
+                    return;
+                }
+                let now = Instant::now();
+                if now >= next {
+                    break;
+                }
+                stop = shared
+                    .wake
+                    .wait_timeout(stop, next - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        sweep(shared, &mut batch);
+        // Fixed cadence; after a long stall, start afresh rather than burst.
+        next += shared.interval;
+        let now = Instant::now();
+        if next < now {
+            next = now + shared.interval;
+        }
+    }
+}
+
+fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
+    let started = Instant::now();
+    batch.clear();
+    batch.extend(
+        lock(&shared.registry)
+            .entries
+            .iter()
+            .map(|(id, e)| (*id, Arc::clone(e))),
+    );
+    let mut reaped = Vec::new();
+    for (id, entry) in batch.iter() {
+        if entry.socket.is_closing() {
+            continue;
+        }
+        let now = Instant::now();
+        let obs = Observation {
+            sample: entry.socket.sample(),
+            since_pong: entry.hooks.since_pong(now),
+        };
+        if matches!(obs.sample, Err(crate::SampleError::Closed)) {
+            continue; // the owner is tearing it down
+        }
+        let verdict = lock(&entry.detector).observe(now, &obs);
+        if let Verdict::Reap(evidence) = verdict {
+            reaped.push(*id);
+            entry.socket.abort();
+            entry.hooks.on_reap(&evidence);
+        }
+    }
+    if !reaped.is_empty() {
+        let mut reg = lock(&shared.registry);
+        for id in reaped {
+            reg.entries.remove(&id);
+        }
+    }
+    let n = batch.len() as u64;
+    batch.clear();
+    let took = started.elapsed().as_nanos() as u64;
+    let s = &shared.stats;
+    s.sweeps.fetch_add(1, Ordering::Relaxed);
+    s.samples.fetch_add(n, Ordering::Relaxed);
+    s.last_sweep_ns.store(took, Ordering::Relaxed);
+    s.last_sweep_sockets.store(n, Ordering::Relaxed);
+    s.sweep_ns_total.fetch_add(took, Ordering::Relaxed);
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::Reason;
+    use std::sync::atomic::AtomicBool;
+    use std::{
+        io::Write,
+        net::{TcpListener, TcpStream},
+        os::fd::AsRawFd,
+        sync::mpsc,
+    };
+
+    struct TestHooks {
+        started: Instant,
+        tx: Mutex<mpsc::Sender<Evidence>>,
+        reaped: AtomicBool,
+    }
+
+    impl Hooks for TestHooks {
+        fn since_pong(&self, now: Instant) -> Duration {
+            now - self.started
+        }
+        fn on_reap(&self, evidence: &Evidence) {
+            self.reaped.store(true, Ordering::SeqCst);
+            let _ = lock(&self.tx).send(evidence.clone());
+        }
+    }
+
+    #[test]
+    fn a_peer_that_stops_reading_is_reaped_and_its_blocked_writer_released() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        let sampler = Sampler::start(
+            Duration::from_millis(50),
+            DetectorConfig {
+                grace: Duration::from_millis(500),
+                pong_timeout: None,
+            },
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let hooks = Arc::new(TestHooks {
+            started: Instant::now(),
+            tx: Mutex::new(tx),
+            reaped: AtomicBool::new(false),
+        });
+        let handle = Arc::new(SocketHandle::new(server.as_raw_fd()));
+        let _watch = sampler.watch(Arc::clone(&handle), hooks);
+        // The writer blocks once both buffers are full; the reap must free it.
+        let writer = thread::spawn(move || {
+            let mut server = server;
+            let chunk = vec![0u8; 64 * 1024];
+            let err = loop {
+                if let Err(e) = server.write_all(&chunk) {
+                    break e;
+                }
+            };
+            (server, err)
+        });
+        let evidence = rx.recv_timeout(Duration::from_secs(20)).expect("reaped");
+        assert_eq!(evidence.reason, Reason::SendStall);
+        assert!(evidence.queue_bytes > 0);
+        let (server, err) = writer.join().unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+        let _retired = handle.retire();
+        drop(server);
+        drop(client);
+        assert_eq!(sampler.watched(), 0);
+    }
+}
