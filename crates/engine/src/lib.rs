@@ -9,8 +9,11 @@
 //! - [`demo`]: the built-in generative audio engine (`demo`).
 //! - [`synthetic`]: fixed-size slices at a fixed rate (`synthetic:RATE:BYTES`).
 //! - [`spec`]: parsing `--engine` and building the engine it names.
+//! - [`external`]: engines in another process, over a Unix or TCP socket
+//!   (`unix:PATH`, `tcp:HOST:PORT`; protocol in `docs/ENGINE.md`).
 
 pub mod demo;
+pub mod external;
 pub mod paced;
 pub mod session;
 pub mod spec;

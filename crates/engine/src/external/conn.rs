@@ -1,0 +1,439 @@
+//! One engine connection's shared state: its sessions by handle, the write
+//! queue, and what the reader does with each incoming message.
+//!
+//! Locks here are plain `std::sync::Mutex`es held for a map look-up and
+//! never across an `.await`; the only waiting is done by the reader (on the
+//! socket) and the writer task (on the socket), each on its own.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+};
+
+use bytes::Bytes;
+use seatkeeper_protocol::slice::{Frame, FLAG_DROPPABLE, FLAG_KEYFRAME};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{frame, frame::SliceHead, messages::FromEngine, messages::ToEngine, Status};
+use crate::{session::FailureReporter, EngineError, EngineSession, Slice, SliceSink};
+
+/// How many ended session ids a connection remembers, so that a late
+/// message about one of them is ignored instead of taken for a protocol error.
+const RECENT_ENDED: usize = 1024;
+
+/// Why an engine connection is dropped. Each names the engine's mistake.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ProtocolError {
+    /// The framing was wrong (length, version, type) or reading failed.
+    #[error("{0}")]
+    Frame(#[from] frame::FrameError),
+    /// A JSON frame did not hold a message this server understands.
+    #[error("bad JSON message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A slice named a handle this server never handed out on this connection.
+    #[error("slice for session handle {0}, which was never assigned")]
+    UnknownHandle(u32),
+    /// A message named a session this server never started on this connection.
+    #[error("message for unknown session {0:?}")]
+    UnknownSession(String),
+    /// A message that is not allowed at this point.
+    #[error("{0}")]
+    Unexpected(&'static str),
+}
+
+/// A session's place in the connection.
+struct Entry {
+    session_id: String,
+    sink: Arc<dyn SliceSink>,
+    phase: Phase,
+}
+
+enum Phase {
+    /// `session_start` sent; `open` waits for the answer here.
+    Opening(oneshot::Sender<Result<EngineSession, EngineError>>),
+    /// Running: the session learns of a failure through this.
+    Live(FailureReporter),
+}
+
+#[derive(Default)]
+struct State {
+    next_handle: u32,
+    sessions: HashMap<u32, Entry>,
+    recent_ended: VecDeque<String>,
+    stats: Option<Map<String, Value>>,
+    dead: bool,
+}
+
+impl State {
+    /// Removes a session; whoever removes it owns telling both sides.
+    fn remove(&mut self, handle: u32) -> Option<Entry> {
+        let entry = self.sessions.remove(&handle)?;
+        if self.recent_ended.len() == RECENT_ENDED {
+            self.recent_ended.pop_front();
+        }
+        self.recent_ended.push_back(entry.session_id.clone());
+        Some(entry)
+    }
+
+    /// The handle of a session named in a JSON message; `Ok(None)` for one
+    /// that recently ended (a late message, not a mistake).
+    fn lookup(&self, session_id: &str) -> Result<Option<u32>, ProtocolError> {
+        if let Some((h, _)) = self
+            .sessions
+            .iter()
+            .find(|(_, e)| e.session_id == session_id)
+        {
+            return Ok(Some(*h));
+        }
+        if self.recent_ended.iter().any(|id| id == session_id) {
+            return Ok(None);
+        }
+        Err(ProtocolError::UnknownSession(session_id.to_owned()))
+    }
+}
+
+/// What the engine said about itself in its `hello`.
+#[derive(Debug, Clone)]
+pub(super) struct Hello {
+    pub(super) name: String,
+    pub(super) version: String,
+    pub(super) capabilities: Map<String, Value>,
+    pub(super) max_sessions: usize,
+}
+
+/// One live engine connection.
+pub(super) struct Conn {
+    pub(super) id: u64,
+    pub(super) hello: Hello,
+    warm: AtomicBool,
+    out: mpsc::Sender<Bytes>,
+    /// Cancelled once the connection is over, for whatever reason.
+    pub(super) closed: CancellationToken,
+    slices: AtomicU64,
+    discarded: AtomicU64,
+    state: Mutex<State>,
+}
+
+impl Conn {
+    /// A connection whose writes go to `out` (drained by the writer task).
+    pub(super) fn new(
+        id: u64,
+        hello: Hello,
+        warm: bool,
+        out: mpsc::Sender<Bytes>,
+        closed: CancellationToken,
+    ) -> Self {
+        Self {
+            id,
+            hello,
+            warm: AtomicBool::new(warm),
+            out,
+            closed,
+            slices: AtomicU64::new(0),
+            discarded: AtomicU64::new(0),
+            state: Mutex::new(State {
+                next_handle: 1,
+                ..State::default()
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not turn every later look-up into one.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a session could be opened now.
+    pub(super) fn is_ready(&self) -> bool {
+        !self.closed.is_cancelled()
+            && self.warm.load(Ordering::Relaxed)
+            && self.out.capacity() > 0
+            && self.state().sessions.len() < self.hello.max_sessions
+    }
+
+    /// The connection's figures.
+    pub(super) fn status(&self) -> Status {
+        let st = self.state();
+        Status {
+            connected: !self.closed.is_cancelled(),
+            warm: self.warm.load(Ordering::Relaxed),
+            name: Some(self.hello.name.clone()),
+            version: Some(self.hello.version.clone()),
+            capabilities: Some(self.hello.capabilities.clone()),
+            sessions: st.sessions.len(),
+            slices: self.slices.load(Ordering::Relaxed),
+            discarded: self.discarded.load(Ordering::Relaxed),
+            stats: st.stats.clone(),
+        }
+    }
+
+    /// Queues a message for the engine without waiting.
+    pub(super) fn send(&self, msg: &ToEngine<'_>) -> Result<(), EngineError> {
+        self.out
+            .try_send(frame::encode_json(msg))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => EngineError::Stalled,
+                mpsc::error::TrySendError::Closed(_) => EngineError::Lost,
+            })
+    }
+
+    /// Registers a session about to be started; its slices are accepted from now on.
+    pub(super) fn register(
+        &self,
+        session_id: &str,
+        sink: Arc<dyn SliceSink>,
+    ) -> Result<(u32, oneshot::Receiver<Result<EngineSession, EngineError>>), EngineError> {
+        let mut st = self.state();
+        if st.dead {
+            return Err(EngineError::Lost);
+        }
+        if st.sessions.len() >= self.hello.max_sessions {
+            return Err(EngineError::NotReady);
+        }
+        if st.sessions.values().any(|e| e.session_id == session_id) {
+            return Err(EngineError::Failed(format!(
+                "session {session_id} is already open on this engine"
+            )));
+        }
+        let handle = st.next_handle;
+        // Handles are never reused, so a late slice can never reach a newer session.
+        st.next_handle = handle.checked_add(1).ok_or(EngineError::NotReady)?;
+        let (tx, rx) = oneshot::channel();
+        st.sessions.insert(
+            handle,
+            Entry {
+                session_id: session_id.to_owned(),
+                sink,
+                phase: Phase::Opening(tx),
+            },
+        );
+        Ok((handle, rx))
+    }
+
+    /// Forgets a session the engine never heard of (its `session_start`
+    /// could not be queued).
+    pub(super) fn forget(&self, handle: u32) {
+        self.state().remove(handle);
+    }
+
+    /// Ends a session from the server's side: the engine gets `session_end`
+    /// unless the session was already gone (failed, refused, or ended).
+    pub(super) fn end(&self, handle: u32, reason: &str) {
+        let Some(entry) = self.state().remove(handle) else {
+            return;
+        };
+        let _ = self.send(&ToEngine::SessionEnd {
+            session_id: &entry.session_id,
+            reason,
+        });
+    }
+
+    /// Sends a message about a running session. `false` when the session is
+    /// gone or has just failed because the write queue is full.
+    pub(super) fn to_session(&self, handle: u32, msg: &ToEngine<'_>) -> bool {
+        if !self.state().sessions.contains_key(&handle) {
+            return false;
+        }
+        match self.send(msg) {
+            Ok(()) => true,
+            Err(err) => {
+                if err == EngineError::Stalled {
+                    tracing::warn!(
+                        conn = self.id,
+                        engine = %self.hello.name,
+                        "the engine's write queue is full: failing a session with engine_stalled"
+                    );
+                }
+                self.fail(handle, err);
+                false
+            }
+        }
+    }
+
+    /// Fails one session with `err`.
+    fn fail(&self, handle: u32, err: EngineError) {
+        if let Some(entry) = self.state().remove(handle) {
+            report(entry, err);
+        }
+    }
+
+    /// Ends the connection: every session fails with `err`, the engine
+    /// is no longer ready, the reader and the writer stop.
+    pub(super) fn teardown(&self, err: EngineError) {
+        let entries: Vec<Entry> = {
+            let mut st = self.state();
+            if st.dead {
+                return;
+            }
+            st.dead = true;
+            st.sessions.drain().map(|(_, e)| e).collect()
+        };
+        if !entries.is_empty() {
+            tracing::warn!(
+                conn = self.id,
+                engine = %self.hello.name,
+                sessions = entries.len(),
+                error = %err,
+                "engine connection over: failing its sessions"
+            );
+        }
+        for entry in entries {
+            report(entry, err.clone());
+        }
+        self.closed.cancel();
+    }
+
+    /// Handles one slice from the engine.
+    pub(super) fn on_slice(&self, head: SliceHead, frame: Frame) -> Result<(), ProtocolError> {
+        let sink = {
+            let st = self.state();
+            match st.sessions.get(&head.handle) {
+                Some(entry) => Some(entry.sink.clone()),
+                None if head.handle == 0 || head.handle >= st.next_handle => {
+                    return Err(ProtocolError::UnknownHandle(head.handle))
+                }
+                None => None,
+            }
+        };
+        let Some(sink) = sink else {
+            // The session ended while this slice was on its way.
+            self.discarded.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        };
+        self.slices.fetch_add(1, Ordering::Relaxed);
+        sink.push(Slice {
+            kind: head.kind,
+            // Only the flags the client protocol defines reach the client.
+            flags: head.flags & (FLAG_DROPPABLE | FLAG_KEYFRAME),
+            timestamp_us: head.timestamp_us,
+            frame,
+        });
+        Ok(())
+    }
+
+    /// Handles one JSON message after the `hello`.
+    pub(super) fn on_json(self: &Arc<Self>, body: &[u8]) -> Result<(), ProtocolError> {
+        match serde_json::from_slice::<FromEngine>(body)? {
+            FromEngine::Hello { .. } => return Err(ProtocolError::Unexpected("a second hello")),
+            FromEngine::Warm { warm } => {
+                tracing::info!(conn = self.id, engine = %self.hello.name, warm, "engine warmth changed");
+                self.warm.store(warm, Ordering::Relaxed);
+            }
+            FromEngine::SessionReady { session_id, info } => self.on_ready(&session_id, info)?,
+            FromEngine::SessionError {
+                session_id,
+                code,
+                message,
+            } => {
+                let handle = self.state().lookup(&session_id)?;
+                if let Some(h) = handle {
+                    tracing::info!(
+                        conn = self.id,
+                        session_id,
+                        code,
+                        message,
+                        "engine refused a session"
+                    );
+                    self.fail(h, EngineError::Failed(describe(&code, &message)));
+                }
+            }
+            FromEngine::Error {
+                session_id: Some(session_id),
+                code,
+                message,
+            } => {
+                let handle = self.state().lookup(&session_id)?;
+                if let Some(h) = handle {
+                    tracing::warn!(
+                        conn = self.id,
+                        session_id,
+                        code,
+                        message,
+                        "engine failed a session"
+                    );
+                    self.fail(h, EngineError::Failed(describe(&code, &message)));
+                }
+            }
+            FromEngine::Error {
+                session_id: None,
+                code,
+                message,
+            } => {
+                tracing::warn!(conn = self.id, engine = %self.hello.name, code, message, "engine reported an error");
+            }
+            FromEngine::Stats { session_id, fields } => {
+                if let Some(id) = &session_id {
+                    self.state().lookup(id)?;
+                }
+                tracing::debug!(conn = self.id, ?session_id, stats = ?fields, "engine stats");
+                self.state().stats = Some(fields);
+            }
+            FromEngine::Unknown => {
+                tracing::debug!(conn = self.id, "ignoring an engine message of unknown type");
+            }
+        }
+        Ok(())
+    }
+
+    /// `session_ready`: the opening session becomes live and `open` returns it.
+    fn on_ready(
+        self: &Arc<Self>,
+        session_id: &str,
+        info: Map<String, Value>,
+    ) -> Result<(), ProtocolError> {
+        let (handle, tx, session, control) = {
+            let mut st = self.state();
+            let Some(handle) = st.lookup(session_id)? else {
+                return Ok(());
+            };
+            let entry = st.sessions.get_mut(&handle).expect("looked up");
+            if matches!(entry.phase, Phase::Live(_)) {
+                tracing::warn!(
+                    conn = self.id,
+                    session_id,
+                    "ignoring a second session_ready"
+                );
+                return Ok(());
+            }
+            let (session, side) = EngineSession::pair(Value::Object(info));
+            let (control, reporter) = side.split();
+            match std::mem::replace(&mut entry.phase, Phase::Live(reporter)) {
+                Phase::Opening(tx) => (handle, tx, session, control),
+                Phase::Live(_) => unreachable!("checked above"),
+            }
+        };
+        tokio::spawn(super::forward::run(
+            self.clone(),
+            handle,
+            session_id.to_owned(),
+            control,
+        ));
+        // If `open` gave up meanwhile, the session comes back and is dropped
+        // here, which the forwarder turns into `session_end` (`closed`).
+        let _ = tx.send(Ok(session));
+        Ok(())
+    }
+}
+
+/// Tells a removed session's waiter why it is over.
+fn report(entry: Entry, err: EngineError) {
+    match entry.phase {
+        Phase::Opening(tx) => {
+            let _ = tx.send(Err(err));
+        }
+        Phase::Live(reporter) => reporter.fail(err),
+    }
+}
+
+fn describe(code: &str, message: &str) -> String {
+    match (code.is_empty(), message.is_empty()) {
+        (true, _) => message.to_owned(),
+        (false, true) => code.to_owned(),
+        (false, false) => format!("{code}: {message}"),
+    }
+}
