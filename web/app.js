@@ -163,6 +163,10 @@ function main() {
     linkSub: $('link-sub'),
     knobs: $('knobs'),
     log: $('log'),
+    dClient: $('d-client'),
+    dUptime: $('d-uptime'),
+    dWindow: $('d-window'),
+    dEndpoint: $('d-endpoint'),
   };
 
   // ── state ──────────────────────────────────────────────────────────────
@@ -195,9 +199,11 @@ function main() {
     lastError: null, // {code, message}
     lastRxAt: 0,
     connectedAt: 0,
+    sessionStartedAt: 0,
     knobValues: {}, // knobs the user moved, resent in a fresh hello
     arrivals: [], // slice arrival times (ms), last ~2 s
     bytesIn: [], // [t, bytes] pairs, last ~2 s
+    peaks: [], // [t, output peak] pairs, last ~1 s
     audio: { playing: false, bufferedMs: 0, underruns: 0, trimmedMs: 0, peakL: 0, peakR: 0, rmsL: 0, rmsR: 0 },
     wave: new Float32Array(256),
   };
@@ -230,6 +236,8 @@ function main() {
     get buffered_ms() { return Math.round(st.audio.bufferedMs); },
     get underruns() { return st.audio.underruns; },
     get level() { return Math.max(st.audio.peakL, st.audio.peakR); },
+    /** Loudest output peak over the last second (0 when nothing plays). */
+    get peak1s() { return st.peaks.reduce((a, [, p]) => Math.max(a, p), 0); },
     get slicesPerSec() { return slicesPerSec(); },
     get stats() { return st.stats; },
     get busyRemainingS() { return st.state === 'busy' ? Math.max(0, (st.busyUntil - Date.now()) / 1000) : 0; },
@@ -245,8 +253,6 @@ function main() {
       return out;
     },
     start: () => start(),
-    /** Cut the socket without a close handshake's blessing (tests the resume path). */
-    dropSocket: () => { if (ws) ws.close(4000, 'test drop'); },
   };
   window.seatkeeper = hook;
 
@@ -590,6 +596,7 @@ function main() {
       st.lastSeq = 0;
       st.stats = null;
     }
+    if (!(msg.resumed && sameSession)) st.sessionStartedAt = performance.now();
     st.sessionId = msg.session_id;
     st.resumeToken = msg.resume_token || null;
     st.window = msg.window || null;
@@ -661,6 +668,9 @@ function main() {
     if (!m || m.type !== 'status') return;
     st.audio = m;
     if (m.wave) st.wave = m.wave;
+    const now = performance.now();
+    st.peaks.push([now, Math.max(m.peakL, m.peakR)]);
+    while (st.peaks.length && now - st.peaks[0][0] > 1000) st.peaks.shift();
   }
 
   // ── engine knobs ───────────────────────────────────────────────────────
@@ -805,6 +815,7 @@ function main() {
   }
 
   function renderFigures() {
+    renderDetails();
     const streaming = st.state === 'streaming';
     ui.sessionId.textContent = st.sessionId || '—';
     const rate = slicesPerSec();
@@ -839,6 +850,27 @@ function main() {
       ui.link.textContent = !st.sessionId ? '—' : changes === 0 ? 'steady' : st.resumes ? `${st.resumes} resume${st.resumes === 1 ? '' : 's'}` : `${st.sessions} sessions`;
       ui.linkSub.textContent = `${st.audio.underruns || 0} underrun${st.audio.underruns === 1 ? '' : 's'}`;
     }
+  }
+
+  function renderDetails() {
+    ui.dClient.textContent = st.clientId;
+    ui.dEndpoint.textContent = wsUrl().replace(/^wss?:\/\//, '');
+    ui.dEndpoint.title = wsUrl();
+    const w = st.window;
+    ui.dWindow.textContent = w ? `${w.slices} slices · ${fmtBytes(w.bytes)}` : '—';
+    if (st.sessionId && st.sessionStartedAt && st.state !== 'ended') {
+      const s = Math.floor((performance.now() - st.sessionStartedAt) / 1000);
+      ui.dUptime.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+    } else if (!st.sessionId) {
+      ui.dUptime.textContent = '—';
+    }
+  }
+
+  function fmtBytes(b) {
+    const n = Number(b) || 0;
+    if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(n % (1 << 20) ? 1 : 0)} MiB`;
+    if (n >= 1024) return `${Math.round(n / 1024)} KiB`;
+    return `${n} B`;
   }
 
   function fmtRtt(us) {
@@ -925,8 +957,10 @@ function main() {
     grad.addColorStop(1, '#ff6b6b');
     g.fillStyle = grad;
     g.fillRect(0, 0, pos(m.v) * w, h);
-    g.fillStyle = 'rgba(255,255,255,0.85)';
-    g.fillRect(Math.max(0, pos(m.hold) * w - 2), 0, 2, h);
+    if (pos(m.hold) > 0) {
+      g.fillStyle = 'rgba(255,255,255,0.85)';
+      g.fillRect(Math.max(0, pos(m.hold) * w - 2), 0, 2, h);
+    }
     const d = db(m.v);
     label.textContent = Number.isFinite(d) && d > -90 ? `${d.toFixed(1)} dB` : '−∞';
   }

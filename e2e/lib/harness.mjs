@@ -140,7 +140,6 @@ function spawnServer(port, extraFlags) {
   const args = ['serve', '--listen', `127.0.0.1:${port}`, ...SERVER_FLAGS, ...extraFlags];
   const child = spawn(SEATKEEPER_BIN, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
   });
   const chunks = [];
   let size = 0;
