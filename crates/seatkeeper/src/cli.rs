@@ -1,0 +1,145 @@
+//! The command line (contract, "Command line"): raw flags here, validated
+//! into a [`Config`] before any port is bound.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use seatkeeper_engine::EngineSpec;
+use seatkeeper_protocol::messages::Window;
+use seatkeeper_server::{config::DEFAULT_WINDOW, Config, ConfigError};
+
+/// seatkeeper: holds a GPU pod's seat(s), streams an engine's slices to one
+/// client per seat, and reaps dead clients from kernel evidence.
+#[derive(Debug, Parser)]
+#[command(name = "seatkeeper", version, about)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the session server.
+    Serve(Box<ServeArgs>),
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// `seatkeeper serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// One TCP port for HTTP, WebSocket and the web client.
+    #[arg(long, env = "SEATKEEPER_LISTEN", default_value = "127.0.0.1:1318")]
+    pub listen: SocketAddr,
+    /// Concurrent sessions (a GPU pod has one).
+    #[arg(long, env = "SEATKEEPER_SEATS", default_value_t = 1)]
+    pub seats: u32,
+    /// demo, synthetic:RATE_HZ:BYTES, unix:PATH or tcp:HOST:PORT.
+    #[arg(long, env = "SEATKEEPER_ENGINE", default_value = "demo")]
+    pub engine: EngineSpec,
+    /// Grace window of the send-stall reaper, seconds (fractions allowed).
+    /// Also read from DEMON_DEAD_CLIENT_STALL_S.
+    #[arg(long, env = "SEATKEEPER_DEAD_CLIENT_STALL_S")]
+    pub dead_client_stall_s: Option<f64>,
+    /// How often each session's socket is sampled, milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub watchdog_interval_ms: u64,
+    /// WebSocket ping cadence, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub ping_interval_s: f64,
+    /// Reap a session whose client answered no ping for this long; 0 disables.
+    #[arg(long, default_value_t = 60.0)]
+    pub pong_timeout_s: f64,
+    /// How long a session lost by transport waits for a resume; 0 disables.
+    #[arg(long, default_value_t = 5.0)]
+    pub resume_window_s: f64,
+    /// Most slices sent and not acknowledged.
+    #[arg(long, default_value_t = DEFAULT_WINDOW.slices)]
+    pub window_slices: u32,
+    /// Most payload bytes sent and not acknowledged.
+    #[arg(long, default_value_t = DEFAULT_WINDOW.bytes)]
+    pub window_bytes: u64,
+    /// Bearer token for admin routes; without it they answer loopback peers only.
+    #[arg(long, env = "SEATKEEPER_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+    /// Largest client message, bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+    /// Client messages per second before the connection is closed (1008).
+    #[arg(long, default_value_t = 500)]
+    pub max_msg_rate: u32,
+    /// Most open client connections.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// Allowed Origin for the WebSocket upgrade (repeatable); none allows any.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+fn seconds(flag: &str, v: f64) -> Result<Duration, ConfigError> {
+    if !(0.0..=1e7).contains(&v) {
+        return Err(ConfigError(format!(
+            "--{flag} must be a number of seconds between 0 and 10000000, got {v}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn optional(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl ServeArgs {
+    /// The grace window: the flag, else either environment variable, else 30 s.
+    fn stall_grace(&self) -> Result<Duration, ConfigError> {
+        let value = match self.dead_client_stall_s {
+            Some(v) => v,
+            None => match std::env::var("DEMON_DEAD_CLIENT_STALL_S") {
+                Ok(s) => s.trim().parse().map_err(|_| {
+                    ConfigError(format!(
+                        "DEMON_DEAD_CLIENT_STALL_S must be a number of seconds, got {s:?}"
+                    ))
+                })?,
+                Err(_) => 30.0,
+            },
+        };
+        seconds("dead-client-stall-s", value)
+    }
+
+    /// Validates the flags into a configuration.
+    pub(crate) fn config(&self) -> Result<Config, ConfigError> {
+        let config = Config {
+            seats: self.seats,
+            engine: self.engine.clone(),
+            stall_grace: self.stall_grace()?,
+            watchdog_interval: Duration::from_millis(self.watchdog_interval_ms),
+            ping_interval: seconds("ping-interval-s", self.ping_interval_s)?,
+            pong_timeout: optional(seconds("pong-timeout-s", self.pong_timeout_s)?),
+            resume_window: optional(seconds("resume-window-s", self.resume_window_s)?),
+            window: Window {
+                slices: self.window_slices,
+                bytes: self.window_bytes,
+            },
+            admin_token: self.admin_token.clone().filter(|t| !t.is_empty()),
+            max_message_bytes: self.max_message_bytes,
+            max_msg_rate: self.max_msg_rate,
+            max_connections: self.max_connections,
+            allowed_origins: self.allowed_origins.clone(),
+            ..Config::default()
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,97 @@
+//! The `seatkeeper` binary: parses the command line, validates it before
+//! binding anything, and runs the chosen command.
+//!
+//! Exit codes: 0 clean shutdown, 1 runtime failure, 2 bad arguments or
+//! configuration (one line on stderr).
+
+mod cli;
+
+use std::{process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+use clap::Parser;
+use seatkeeper_engine::{spec::built_in, EngineSpec};
+use seatkeeper_server::Server;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use cli::{Cli, Command, LogFormat, ServeArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // exits 2 on bad arguments
+    match cli.command {
+        Command::Serve(args) => serve_main(*args),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEATKEEPER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn serve_main(args: ServeArgs) -> ExitCode {
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("seatkeeper: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("seatkeeper: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(args, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("seatkeeper: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, config: seatkeeper_server::Config) -> anyhow::Result<()> {
+    let engine = match &config.engine {
+        EngineSpec::Demo | EngineSpec::Synthetic { .. } => {
+            built_in(&config.engine).context("built-in engine")?
+        }
+        other => anyhow::bail!("engine {other} is not supported by this build"),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let shutdown = CancellationToken::new();
+    let server = Server::new(config, Arc::clone(&engine), None, shutdown.clone())?;
+    tokio::spawn(stop_on_signal(shutdown));
+    server.serve(listener).await?;
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}

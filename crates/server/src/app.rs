@@ -1,0 +1,114 @@
+//! The state every handler and session shares, read-only but for counters.
+
+use std::{
+    any::Any,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+    time::Instant,
+};
+
+use seatkeeper_engine::{BoxFuture, Engine};
+use seatkeeper_liveness::Sampler;
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{config::Config, metrics::Metrics, registry::Registry};
+
+/// Why a fresh `hello` was refused by the admission policy (the pool).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `error.code` for the client (`bad_seat_token`, `pool_unavailable`, …).
+    pub code: String,
+    /// What the client can act on.
+    pub message: String,
+}
+
+/// A lease the session holds until it ends (the pool's seat claim).
+pub type Lease = Box<dyn Any + Send>;
+
+/// Extra admission for fresh sessions (pool mode). Resumes bypass it: the
+/// resumed session already holds its lease.
+pub trait Admission: Send + Sync + 'static {
+    /// Admits a fresh session with the `hello`'s seat token.
+    fn admit(&self, seat_token: Option<String>) -> BoxFuture<Result<Lease, Refusal>>;
+    /// Whether new sessions can be admitted now (feeds `/readyz`).
+    fn ready(&self) -> bool;
+    /// A seat was released: publish it soon.
+    fn released(&self) {}
+    /// Appends the admission's metrics (Prometheus text).
+    fn render_metrics(&self, _out: &mut String) {}
+}
+
+/// Shared server state.
+pub struct App {
+    /// Validated configuration.
+    pub config: Config,
+    /// Seats and sessions.
+    pub registry: Arc<Registry>,
+    /// The engine.
+    pub engine: Arc<dyn Engine>,
+    /// Pool admission, in pool mode.
+    pub admission: Option<Arc<dyn Admission>>,
+    /// The liveness sampler.
+    pub sampler: Sampler,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Root of the shutdown tree.
+    pub shutdown: CancellationToken,
+    /// Every spawned connection and session task.
+    pub tracker: TaskTracker,
+    /// Pinged whenever a seat is released.
+    pub released: Notify,
+    /// Process start.
+    pub started: Instant,
+    next_conn: AtomicU64,
+}
+
+impl App {
+    /// Builds the shared state.
+    pub fn new(
+        config: Config,
+        engine: Arc<dyn Engine>,
+        admission: Option<Arc<dyn Admission>>,
+        sampler: Sampler,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            registry: Registry::new(config.seats),
+            config,
+            engine,
+            admission,
+            sampler,
+            metrics: Metrics::default(),
+            shutdown,
+            tracker: TaskTracker::new(),
+            released: Notify::new(),
+            started: Instant::now(),
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Relaxed)
+    }
+
+    /// Called after a seat is released.
+    pub fn seat_released(&self) {
+        self.released.notify_waiters();
+        if let Some(a) = &self.admission {
+            a.released();
+        }
+    }
+
+    /// Whether a new session could start now.
+    pub fn ready(&self) -> bool {
+        let seats = self.registry.count();
+        seats.held < seats.total
+            && self.engine.is_ready()
+            && self.admission.as_ref().is_none_or(|a| a.ready())
+            && !self.shutdown.is_cancelled()
+    }
+}

@@ -1,0 +1,101 @@
+//! seatkeeper's session server: seats, flow-controlled streaming from an
+//! engine, the kernel-evidence reaper, and resume.
+//!
+//! The library entry is [`Server::serve`], which a test can stop through
+//! the shutdown token it was built with.
+//!
+//! # Layout
+//! - [`config`]: the validated configuration (every bound and timeout).
+//! - [`app`]: shared state, and the [`Admission`] hook the pool plugs into.
+//! - [`registry`]: seats, sessions and resume tokens under one lock.
+//! - [`session`]: a session's shared state and task, its outbox and its
+//!   connections.
+//! - [`net`]: the accept loop and the reuse-safe socket wrapper.
+//! - `ws`: the upgrade and the `hello` decision.
+//! - `http`, `web`: the routes and the embedded web client.
+//! - [`metrics`]: counters and the Prometheus exposition.
+//! - `ids`: ids, tokens, wall-clock time.
+
+pub mod app;
+pub mod config;
+mod http;
+mod ids;
+pub mod metrics;
+pub mod net;
+pub mod registry;
+pub mod session;
+mod web;
+mod ws;
+
+use std::{io, sync::Arc, time::Duration};
+
+use seatkeeper_engine::Engine;
+use seatkeeper_liveness::{DetectorConfig, Sampler};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use app::{Admission, App, Lease, Refusal};
+pub use config::{Config, ConfigError};
+pub use registry::SeatCount;
+
+/// How long shutdown waits for sessions and connections to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// A configured server, not yet serving.
+pub struct Server {
+    app: Arc<App>,
+}
+
+impl Server {
+    /// Builds the server and starts its sampler thread.
+    pub fn new(
+        config: Config,
+        engine: Arc<dyn Engine>,
+        admission: Option<Arc<dyn Admission>>,
+        shutdown: CancellationToken,
+    ) -> io::Result<Self> {
+        let sampler = Sampler::start(
+            config.watchdog_interval,
+            DetectorConfig {
+                grace: config.stall_grace,
+                pong_timeout: config.pong_timeout,
+            },
+        )?;
+        Ok(Self {
+            app: App::new(config, engine, admission, sampler, shutdown),
+        })
+    }
+
+    /// The shared state (seat figures for the pool's heartbeat, metrics).
+    pub fn app(&self) -> Arc<App> {
+        Arc::clone(&self.app)
+    }
+
+    /// Serves until the shutdown token is cancelled, then closes every
+    /// session with 1001 and waits up to [`SHUTDOWN_GRACE`] for them.
+    pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
+        let app = self.app;
+        info!(
+            addr = %listener.local_addr()?,
+            seats = app.config.seats,
+            engine = %app.engine.name(),
+            grace_s = app.config.stall_grace.as_secs_f64(),
+            "seatkeeper serving"
+        );
+        let router = http::router(Arc::clone(&app));
+        net::accept_loop(listener, Arc::clone(&app), router).await;
+        app.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, app.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                tasks = app.tracker.len(),
+                "shutdown grace expired with tasks still running"
+            );
+        }
+        info!("seatkeeper stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! Process-wide counters and their Prometheus text exposition. Plain
+//! atomics: the hot path pays one relaxed add per event.
+
+use std::{
+    fmt::Write,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+};
+
+use seatkeeper_liveness::Reason;
+
+/// Why sessions ended, as labels of `seatkeeper_sessions_ended_total`.
+pub const END_REASONS: [&str; 11] = [
+    "bye",
+    "client_close",
+    "reaped",
+    "lost",
+    "expired",
+    "evicted",
+    "violation",
+    "overflow",
+    "engine",
+    "shutdown",
+    "internal",
+];
+
+/// The server's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Sessions started.
+    pub sessions_started: AtomicU64,
+    /// Sessions ended, per [`END_REASONS`] index.
+    pub sessions_ended: [AtomicU64; END_REASONS.len()],
+    /// Reaps, per [`Reason::ALL`] index.
+    pub reaps: [AtomicU64; 3],
+    /// Hellos refused with `busy`.
+    pub busy: AtomicU64,
+    /// Connections refused before a session (bad hello, token, timeout).
+    pub refused: AtomicU64,
+    /// WebSocket upgrades accepted.
+    pub upgrades: AtomicU64,
+    /// Connections refused over `--max-connections`.
+    pub connections_refused: AtomicU64,
+    /// Open TCP connections.
+    pub connections_open: AtomicU64,
+    /// Slices written.
+    pub slices_sent: AtomicU64,
+    /// Slices dropped by flow control.
+    pub slices_dropped: AtomicU64,
+    /// Payload bytes written.
+    pub bytes_sent: AtomicU64,
+    /// Client messages received.
+    pub messages_in: AtomicU64,
+    /// Client messages refused (bad, unknown, flood, too big).
+    pub messages_refused: AtomicU64,
+    /// Sessions resumed by a new connection.
+    pub resumes: AtomicU64,
+    /// Resumes that replaced a still-attached connection.
+    pub takeovers: AtomicU64,
+    /// Accept errors (descriptor limit and the like).
+    pub accept_errors: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a session end.
+    pub fn ended(&self, reason: &str) {
+        let i = END_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(END_REASONS.len() - 1);
+        self.sessions_ended[i].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a reap.
+    pub fn reaped(&self, reason: Reason) {
+        let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.reaps[i].fetch_add(1, Relaxed);
+    }
+
+    /// Reaps so far for one reason.
+    pub fn reaps_for(&self, reason: Reason) -> u64 {
+        let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.reaps[i].load(Relaxed)
+    }
+}
+
+/// Writes one metric family.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
+impl Metrics {
+    /// Appends the counters in Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let c = |name: &str, help: &str, v: &AtomicU64| {
+            (name.to_owned(), help.to_owned(), v.load(Relaxed))
+        };
+        let ended: Vec<(String, u64)> = END_REASONS
+            .iter()
+            .zip(&self.sessions_ended)
+            .map(|(r, v)| (format!("reason=\"{r}\""), v.load(Relaxed)))
+            .collect();
+        let reaps: Vec<(String, u64)> = Reason::ALL
+            .iter()
+            .zip(&self.reaps)
+            .map(|(r, v)| (format!("reason=\"{}\"", r.as_str()), v.load(Relaxed)))
+            .collect();
+        let as_refs = |v: &[(String, u64)]| -> Vec<(String, u64)> { v.to_vec() };
+        for (name, samples) in [
+            ("seatkeeper_sessions_ended_total", as_refs(&ended)),
+            ("seatkeeper_reaps_total", as_refs(&reaps)),
+        ] {
+            let help = if name.contains("reaps") {
+                "Dead clients reaped, by the rule that fired."
+            } else {
+                "Sessions ended, by reason."
+            };
+            let samples: Vec<(&str, u64)> = samples.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+            family(out, name, "counter", help, &samples);
+        }
+        for (name, help, v) in [
+            c(
+                "seatkeeper_sessions_started_total",
+                "Sessions started.",
+                &self.sessions_started,
+            ),
+            c(
+                "seatkeeper_busy_total",
+                "Hellos refused for want of a seat.",
+                &self.busy,
+            ),
+            c(
+                "seatkeeper_refused_total",
+                "Connections refused before a session (bad hello, bad token, no hello in time).",
+                &self.refused,
+            ),
+            c(
+                "seatkeeper_upgrades_total",
+                "WebSocket upgrades accepted.",
+                &self.upgrades,
+            ),
+            c(
+                "seatkeeper_connections_refused_total",
+                "Connections refused over --max-connections.",
+                &self.connections_refused,
+            ),
+            c(
+                "seatkeeper_slices_sent_total",
+                "Slices written to clients.",
+                &self.slices_sent,
+            ),
+            c(
+                "seatkeeper_slices_dropped_total",
+                "Slices dropped by flow control.",
+                &self.slices_dropped,
+            ),
+            c(
+                "seatkeeper_bytes_sent_total",
+                "Slice payload bytes written to clients.",
+                &self.bytes_sent,
+            ),
+            c(
+                "seatkeeper_messages_received_total",
+                "Client messages received.",
+                &self.messages_in,
+            ),
+            c(
+                "seatkeeper_messages_refused_total",
+                "Client messages refused.",
+                &self.messages_refused,
+            ),
+            c(
+                "seatkeeper_resumes_total",
+                "Sessions resumed by a new connection.",
+                &self.resumes,
+            ),
+            c(
+                "seatkeeper_takeovers_total",
+                "Resumes that replaced a still-attached connection.",
+                &self.takeovers,
+            ),
+            c(
+                "seatkeeper_accept_errors_total",
+                "Errors accepting connections (descriptor limit, ...).",
+                &self.accept_errors,
+            ),
+        ] {
+            family(out, &name, "counter", &help, &[("", v)]);
+        }
+        family(
+            out,
+            "seatkeeper_connections_open",
+            "gauge",
+            "Open client TCP connections.",
+            &[("", self.connections_open.load(Relaxed))],
+        );
+    }
+}

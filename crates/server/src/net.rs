@@ -1,0 +1,190 @@
+//! The listener: accepts TCP connections, caps how many are open, wraps each
+//! socket so the sampler can watch it safely, and serves HTTP/1.1 (with
+//! upgrades) on it.
+
+use std::{
+    io,
+    net::SocketAddr,
+    os::fd::AsRawFd,
+    pin::Pin,
+    sync::{atomic::Ordering::Relaxed, Arc},
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use axum::Router;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use seatkeeper_liveness::SocketHandle;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
+use tower::ServiceExt;
+use tracing::{debug, error};
+
+use crate::app::App;
+
+/// What a request knows about its connection.
+#[derive(Clone)]
+pub struct ConnInfo {
+    /// The peer.
+    pub peer: SocketAddr,
+    /// The socket, for the session's watchdog.
+    pub socket: Arc<SocketHandle>,
+}
+
+/// A TCP stream whose descriptor is retired from the sampler before it is
+/// closed, so a sample can never land on a reused descriptor.
+pub struct TrackedStream {
+    stream: Option<TcpStream>,
+    socket: Arc<SocketHandle>,
+    app: Arc<App>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl TrackedStream {
+    fn io(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        match self.stream.as_mut() {
+            Some(s) => Ok(Pin::new(s)),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl Drop for TrackedStream {
+    fn drop(&mut self) {
+        let _retired = self.socket.retire();
+        drop(self.stream.take());
+        self.app.metrics.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+impl AsyncRead for TrackedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.io()?.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TrackedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.io()?.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io()?.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io()?.poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io()?.poll_shutdown(cx)
+    }
+}
+
+/// How long to back off after an accept error (descriptor limit).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts connections until shutdown.
+pub(crate) async fn accept_loop(listener: TcpListener, app: Arc<App>, router: Router) {
+    let limit = Arc::new(Semaphore::new(app.config.max_connections));
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                app.metrics.accept_errors.fetch_add(1, Relaxed);
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                    last_error_log = Some(Instant::now());
+                    error!(
+                        open = app.metrics.connections_open.load(Relaxed),
+                        "accept failed: {e} (at the open-file limit? new connections wait)"
+                    );
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            app.metrics.connections_refused.fetch_add(1, Relaxed);
+            if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                last_error_log = Some(Instant::now());
+                error!(
+                    max = app.config.max_connections,
+                    "connection limit reached; refusing new connections"
+                );
+            }
+            app.tracker.spawn(refuse(stream));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        app.metrics.connections_open.fetch_add(1, Relaxed);
+        let socket = Arc::new(SocketHandle::new(stream.as_raw_fd()));
+        let io = TrackedStream {
+            stream: Some(stream),
+            socket: Arc::clone(&socket),
+            app: Arc::clone(&app),
+            _permit: permit,
+        };
+        let info = ConnInfo { peer, socket };
+        let router = router.clone();
+        let svc = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(info.clone());
+            router.clone().oneshot(req)
+        });
+        let app2 = Arc::clone(&app);
+        app.tracker.spawn(async move {
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(app2.config.header_timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(io), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = app2.shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                debug!(%peer, "http connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Tells a connection over the limit why, then closes it.
+async fn refuse(mut stream: TcpStream) {
+    let body = r#"{"error":"too_many_connections"}"#;
+    let resp = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(resp.as_bytes())).await;
+}

@@ -1,0 +1,521 @@
+//! A session: the unit that holds a seat, owns an engine session and
+//! outlives any one connection (resume).
+//!
+//! [`Session`] is the shared part: the outbox, the attached connection, the
+//! figures `/sessions` shows. [`run`] is the session's task: it owns the
+//! seat, the engine session and the lease, and decides when the session
+//! ends. Connections (see [`conn`]) report to it through a bounded channel.
+//!
+//! # Layout
+//! - [`outbox`]: the pure send policy (window, drops, coalescing).
+//! - [`conn`]: one WebSocket connection's reader and writer.
+
+pub mod conn;
+pub mod outbox;
+
+use std::{
+    any::Any,
+    sync::{
+        atomic::{AtomicU64, AtomicU8, Ordering::Relaxed},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use seatkeeper_engine::{Control, EngineError, EngineSession, Slice, SliceSink};
+use seatkeeper_liveness::Reason;
+use seatkeeper_protocol::{close, messages::Stats, ClientMsg, ServerMsg};
+use serde_json::{json, Map, Value};
+use tokio::{
+    sync::{mpsc, Notify},
+    time::{interval, sleep_until, Instant, MissedTickBehavior},
+};
+use tracing::{info, warn};
+
+use crate::{app::App, ids, registry::Seat};
+use conn::{Conn, ConnEnd};
+use outbox::{Outbox, Overflow};
+
+/// Session states as `/sessions` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// A connection is attached and slices flow.
+    Streaming = 0,
+    /// The connection was lost; waiting for a resume.
+    Detached = 1,
+    /// The session is ending.
+    Closing = 2,
+}
+
+impl State {
+    fn name(v: u8) -> &'static str {
+        match v {
+            0 => "streaming",
+            1 => "detached",
+            _ => "closing",
+        }
+    }
+}
+
+/// Events for the session task.
+#[derive(Debug)]
+pub enum Event {
+    /// Knobs for the engine.
+    Params(Map<String, Value>),
+    /// A connection finished.
+    ConnEnded(u64, ConnEnd),
+    /// A connection was attached (fresh or resumed).
+    Attached(u64),
+    /// An admin ended the session.
+    Evict,
+    /// A `bye` came through the control bus.
+    Bye,
+    /// The outbox overflowed.
+    Overflow,
+}
+
+/// Capacity of a session's event channel.
+const EVENTS: usize = 64;
+
+struct Slot {
+    conn: Option<Arc<Conn>>,
+    closed: bool,
+}
+
+/// The shared half of a session.
+pub struct Session {
+    /// Session id (stable across resumes).
+    pub id: String,
+    /// Client label from `hello`.
+    pub client_id: Option<String>,
+    /// Wall-clock start, ms since the epoch.
+    pub started_at_ms: u64,
+    /// `ready.engine` of this session.
+    pub engine_info: Mutex<Value>,
+    outbox: Mutex<Outbox>,
+    /// Wakes the attached connection's writer.
+    pub(crate) wake: Notify,
+    slot: Mutex<Slot>,
+    state: AtomicU8,
+    resumes: AtomicU64,
+    rtt_us: AtomicU64,
+    events: mpsc::Sender<Event>,
+    app: Arc<App>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why an attach did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl Session {
+    /// A new session and the receiver of its events.
+    pub(crate) fn new(
+        app: &Arc<App>,
+        client_id: Option<String>,
+    ) -> (Arc<Self>, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(EVENTS);
+        let session = Arc::new(Self {
+            id: ids::session_id(),
+            client_id,
+            started_at_ms: ids::now_ms(),
+            engine_info: Mutex::new(Value::Null),
+            outbox: Mutex::new(Outbox::new(app.config.window, app.config.outbox)),
+            wake: Notify::new(),
+            slot: Mutex::new(Slot {
+                conn: None,
+                closed: false,
+            }),
+            state: AtomicU8::new(State::Streaming as u8),
+            resumes: AtomicU64::new(0),
+            rtt_us: AtomicU64::new(u64::MAX),
+            events: tx,
+            app: Arc::clone(app),
+        });
+        (session, rx)
+    }
+
+    pub(crate) fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        lock(&self.outbox)
+    }
+
+    /// Attaches `conn`, sends it `ready` first, and returns the connection
+    /// it replaced (a takeover) and the writer generation for `conn`.
+    pub(crate) fn attach(
+        &self,
+        conn: &Arc<Conn>,
+        resumed: bool,
+    ) -> Result<(u64, Option<Arc<Conn>>), Closed> {
+        let mut slot = lock(&self.slot);
+        if slot.closed {
+            return Err(Closed);
+        }
+        let token = ids::token();
+        self.app.registry.set_token(&self.id, &token);
+        let ready = ServerMsg::Ready {
+            session_id: self.id.clone(),
+            resume_token: token,
+            resumed,
+            window: self.app.config.window,
+            engine: lock(&self.engine_info).clone(),
+        };
+        let generation = {
+            let mut ob = self.outbox();
+            let generation = ob.attach();
+            ob.push_control(ready.to_json())
+                .expect("an attached outbox has room");
+            generation
+        };
+        let old = slot.conn.replace(Arc::clone(conn));
+        self.state.store(State::Streaming as u8, Relaxed);
+        if resumed {
+            self.resumes.fetch_add(1, Relaxed);
+        }
+        drop(slot);
+        self.wake.notify_one();
+        Ok((generation, old))
+    }
+
+    /// Detaches `conn_id` if it is still the attached connection.
+    fn detach(&self, conn_id: u64) -> bool {
+        let mut slot = lock(&self.slot);
+        if slot.conn.as_ref().is_some_and(|c| c.id == conn_id) {
+            slot.conn = None;
+            self.state.store(State::Detached as u8, Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn is_current(&self, conn_id: u64) -> bool {
+        lock(&self.slot)
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.id == conn_id)
+    }
+
+    /// The attached connection, if any.
+    pub(crate) fn conn(&self) -> Option<Arc<Conn>> {
+        lock(&self.slot).conn.clone()
+    }
+
+    /// Queues a control message for the client; on overflow the session ends.
+    pub(crate) fn send_control(&self, msg: &ServerMsg) {
+        let pushed = self.outbox().push_control(msg.to_json());
+        match pushed {
+            Ok(()) => self.wake.notify_one(),
+            Err(Overflow) => {
+                let _ = self.events.try_send(Event::Overflow);
+            }
+        }
+    }
+
+    /// Records a pong's round trip.
+    pub(crate) fn set_rtt(&self, rtt: Duration) {
+        self.rtt_us.store(rtt.as_micros() as u64, Relaxed);
+    }
+
+    /// Applies a client-shaped message (from the connection or the control bus).
+    pub(crate) async fn client_message(&self, msg: ClientMsg) {
+        match msg {
+            ClientMsg::Ack { seq } => {
+                let acked = self.outbox().ack(seq);
+                match acked {
+                    Ok(()) => self.wake.notify_one(),
+                    Err(ahead) => self.send_control(&ServerMsg::error(
+                        "bad_ack",
+                        format!("ack {seq} is ahead of the last slice sent ({})", ahead.sent),
+                    )),
+                }
+            }
+            ClientMsg::Params(p) => {
+                let _ = self.events.send(Event::Params(p)).await;
+            }
+            ClientMsg::Bye => {
+                let _ = self.events.send(Event::Bye).await;
+            }
+            ClientMsg::Hello(_) => self.send_control(&ServerMsg::error(
+                "bad_message",
+                "hello is only valid as the first message of a connection",
+            )),
+        }
+    }
+
+    /// Asks the session task to end the session (admin eviction).
+    pub(crate) fn evict(&self) -> bool {
+        self.events.try_send(Event::Evict).is_ok()
+    }
+
+    pub(crate) fn events(&self) -> &mpsc::Sender<Event> {
+        &self.events
+    }
+
+    fn stats(&self) -> Stats {
+        let ob = self.outbox();
+        let c = ob.counters();
+        let rtt = self.rtt_us.load(Relaxed);
+        Stats {
+            slices_sent: c.slices_sent,
+            slices_dropped: c.slices_dropped,
+            bytes_sent: c.bytes_sent,
+            last_ack_seq: c.last_ack_seq,
+            in_flight: ob.in_flight(),
+            rtt_us: (rtt != u64::MAX).then_some(rtt),
+            server_time_ms: ids::now_ms(),
+        }
+    }
+
+    /// The Session object of `/sessions`.
+    pub fn to_json(&self) -> Value {
+        let stats = self.stats();
+        let conn = self.conn();
+        let socket = conn.as_ref().and_then(|c| c.socket.sample().ok()).map(|s| {
+            json!({
+                "tcp_state": s.state.name(),
+                "send_queue_bytes": s.send_queue,
+                "bytes_acked": s.bytes_acked,
+                "rtt_us": s.rtt_us,
+                "snd_wnd": s.snd_wnd,
+                "notsent_bytes": s.notsent_bytes,
+            })
+        });
+        json!({
+            "id": self.id,
+            "client_id": self.client_id,
+            "state": State::name(self.state.load(Relaxed)),
+            "started_at_ms": self.started_at_ms,
+            "slices_sent": stats.slices_sent,
+            "slices_dropped": stats.slices_dropped,
+            "bytes_sent": stats.bytes_sent,
+            "last_ack_seq": stats.last_ack_seq,
+            "in_flight": stats.in_flight,
+            "resumes": self.resumes.load(Relaxed),
+            "ping_rtt_us": stats.rtt_us,
+            "peer": conn.as_ref().map(|c| c.peer.to_string()),
+            "engine": lock(&self.engine_info).get("name").cloned(),
+            "socket": socket,
+        })
+    }
+}
+
+/// The engine's view of a session: slices go into its outbox.
+pub(crate) struct Sink(pub Arc<Session>);
+
+impl SliceSink for Sink {
+    fn push(&self, slice: Slice) {
+        let s = &self.0;
+        let (result, dropped) = {
+            let mut ob = s.outbox();
+            let before = ob.counters().slices_dropped;
+            let r = ob.push_slice(slice);
+            (r, ob.counters().slices_dropped - before)
+        };
+        if dropped > 0 {
+            s.app.metrics.slices_dropped.fetch_add(dropped, Relaxed);
+        }
+        match result {
+            Ok(()) => s.wake.notify_one(),
+            Err(Overflow) => {
+                let _ = s.events.try_send(Event::Overflow);
+            }
+        }
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub(crate) enum End {
+    Bye,
+    ClientClose,
+    Reaped(Reason),
+    Lost,
+    Expired,
+    Evicted,
+    Violation,
+    Overflow,
+    Engine(EngineError),
+    Shutdown,
+}
+
+impl End {
+    /// Metrics label.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Bye => "bye",
+            Self::ClientClose => "client_close",
+            Self::Reaped(_) => "reaped",
+            Self::Lost => "lost",
+            Self::Expired => "expired",
+            Self::Evicted => "evicted",
+            Self::Violation => "violation",
+            Self::Overflow => "overflow",
+            Self::Engine(_) => "engine",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
+    /// The reason the engine is told in `session_end`.
+    fn engine_reason(&self) -> String {
+        match self {
+            Self::Reaped(r) => format!("reaped:{}", r.as_str()),
+            Self::Engine(e) => format!("engine:{}", e.code()),
+            other => other.label().to_owned(),
+        }
+    }
+
+    /// What the attached connection (if any) is told on the way out.
+    fn farewell(&self) -> Option<ConnEnd> {
+        let server = |code, error: Option<ServerMsg>, reason: &str| {
+            Some(ConnEnd::Server {
+                code,
+                reason: reason.to_owned(),
+                error,
+            })
+        };
+        match self {
+            Self::Evicted => server(
+                close::NORMAL,
+                Some(ServerMsg::error(
+                    "evicted",
+                    "an operator ended this session",
+                )),
+                "evicted",
+            ),
+            Self::Overflow => server(
+                close::POLICY,
+                Some(ServerMsg::error(
+                    "too_far_behind",
+                    "the client fell so far behind that undroppable messages piled up",
+                )),
+                "too far behind",
+            ),
+            Self::Engine(e) => server(
+                close::INTERNAL,
+                Some(ServerMsg::error(e.code(), e.to_string())),
+                e.code(),
+            ),
+            Self::Shutdown => server(close::GOING_AWAY, None, "server shutting down"),
+            Self::Expired => server(close::NORMAL, None, "resume window expired"),
+            // The connection already ended (or is ending on its own terms).
+            _ => None,
+        }
+    }
+}
+
+/// What the session task owns: dropping any of it ends the session's hold.
+pub(crate) struct Owned {
+    pub seat: Seat,
+    pub engine: EngineSession,
+    /// The pool lease (pool mode), dropped with the session.
+    pub lease: Option<Box<dyn Any + Send>>,
+}
+
+/// The session task.
+pub(crate) async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Owned) {
+    let Owned {
+        seat,
+        mut engine,
+        lease,
+    } = owned;
+    let app = Arc::clone(&session.app);
+    let cfg = &app.config;
+    let mut ping = interval(cfg.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut stats = interval(cfg.stats_interval);
+    stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut detached_until: Option<Instant> = None;
+
+    let end = loop {
+        tokio::select! {
+            _ = app.shutdown.cancelled() => break End::Shutdown,
+            err = engine.failed() => break End::Engine(err),
+            ev = events.recv() => match ev {
+                None => break End::Lost, // unreachable: the session holds a sender
+                Some(Event::Params(p)) => {
+                    if let Err(e) = engine.control(Control::Params(p)) {
+                        break End::Engine(e);
+                    }
+                }
+                Some(Event::Attached(_)) => {
+                    detached_until = None;
+                    let _ = engine.control(Control::Keyframe);
+                }
+                Some(Event::ConnEnded(id, how)) => {
+                    if !session.is_current(id) {
+                        continue; // replaced by a resume: old news
+                    }
+                    match how {
+                        ConnEnd::Lost(_) | ConnEnd::Reaped(seatkeeper_liveness::Evidence { reason: Reason::PeerClose, .. }) => {
+                            match cfg.resume_window {
+                                Some(w) if session.detach(id) => {
+                                    info!(session_id = %session.id, window_s = w.as_secs_f64(), "transport lost; waiting for a resume");
+                                    detached_until = Some(Instant::now() + w);
+                                }
+                                _ => break match how {
+                                    ConnEnd::Reaped(ev) => End::Reaped(ev.reason),
+                                    _ => End::Lost,
+                                },
+                            }
+                        }
+                        ConnEnd::Reaped(ev) => break End::Reaped(ev.reason),
+                        ConnEnd::PeerClosed(_) => break End::ClientClose,
+                        ConnEnd::Bye => break End::Bye,
+                        ConnEnd::Violation { .. } => break End::Violation,
+                        ConnEnd::Replaced | ConnEnd::Server { .. } => {}
+                    }
+                }
+                Some(Event::Evict) => break End::Evicted,
+                Some(Event::Bye) => break End::Bye,
+                Some(Event::Overflow) => break End::Overflow,
+            },
+            _ = ping.tick(), if detached_until.is_none() => {
+                if let Some(conn) = session.conn() {
+                    session.outbox().set_ping(Bytes::copy_from_slice(&conn.ping_payload()));
+                    session.wake.notify_one();
+                }
+            }
+            _ = stats.tick(), if detached_until.is_none() => {
+                let text = ServerMsg::Stats(session.stats()).to_json();
+                session.outbox().set_stats(text);
+                session.wake.notify_one();
+            }
+            _ = sleep_until(detached_until.unwrap_or_else(Instant::now)), if detached_until.is_some() => break End::Expired,
+        }
+    };
+
+    // Close the slot first: no resume can attach from here on.
+    let conn = {
+        let mut slot = lock(&session.slot);
+        slot.closed = true;
+        slot.conn.take()
+    };
+    session.state.store(State::Closing as u8, Relaxed);
+    if let (Some(conn), Some(farewell)) = (conn.as_ref(), end.farewell()) {
+        conn.finish(farewell);
+    } else if let (Some(conn), End::Bye) = (conn.as_ref(), &end) {
+        // A `bye` from the control bus: close the client's connection too.
+        conn.finish(ConnEnd::Bye);
+    }
+    let reason = end.engine_reason();
+    engine.end(&reason);
+    app.metrics.ended(end.label());
+    let c = session.outbox().counters();
+    match &end {
+        End::Engine(_) | End::Overflow => {
+            warn!(session_id = %session.id, reason = %reason, slices_sent = c.slices_sent, slices_dropped = c.slices_dropped, "session ended")
+        }
+        _ => {
+            info!(session_id = %session.id, reason = %reason, slices_sent = c.slices_sent, slices_dropped = c.slices_dropped, "session ended")
+        }
+    }
+    // Release: the seat (and the listing, and the token) go together.
+    drop(seat);
+    drop(lease);
+    app.seat_released();
+}

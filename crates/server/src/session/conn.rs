@@ -1,0 +1,459 @@
+//! One WebSocket connection of a session: a reader (this task) and a writer
+//! (its own task, the only owner of the sink). Either side ends the
+//! connection by recording a [`ConnEnd`] and cancelling the connection's
+//! token; the writer then says goodbye (an error, a close frame) if the
+//! ending calls for one, under a time bound, and the reader reports the end
+//! to the session task.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use futures_util::{
+    stream::{SplitSink, SplitStream},
+    SinkExt, StreamExt,
+};
+use hyper_util::rt::TokioIo;
+use seatkeeper_liveness::{Evidence, Hooks, SocketHandle};
+use seatkeeper_protocol::{close, ClientMsg, ServerMsg};
+use tokio_tungstenite::{
+    tungstenite::{
+        self,
+        protocol::{frame::coding::CloseCode, CloseFrame},
+        Message,
+    },
+    WebSocketStream,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{outbox::Item, Event, Session};
+use crate::app::App;
+
+/// The WebSocket type of a connection.
+pub type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// How a connection ended.
+#[derive(Debug, Clone)]
+pub enum ConnEnd {
+    /// The client sent a close frame.
+    PeerClosed(Option<u16>),
+    /// The transport failed or closed without a close frame.
+    Lost(String),
+    /// The client said `bye`.
+    Bye,
+    /// The client broke a rule; it gets `error` and this close code.
+    Violation {
+        /// Close code.
+        code: u16,
+        /// The error sent before the close.
+        error: ServerMsg,
+    },
+    /// The sampler found the client dead.
+    Reaped(Evidence),
+    /// A resume took the session over.
+    Replaced,
+    /// The session ended it (eviction, shutdown, engine failure).
+    Server {
+        /// Close code.
+        code: u16,
+        /// Close reason text.
+        reason: String,
+        /// An error sent before the close.
+        error: Option<ServerMsg>,
+    },
+}
+
+impl ConnEnd {
+    /// The error message and close frame to send, if any.
+    fn farewell(&self) -> Option<(Option<ServerMsg>, u16, String)> {
+        match self {
+            Self::Bye => Some((None, close::NORMAL, "bye".into())),
+            Self::Violation { code, error } => {
+                let reason = match error {
+                    ServerMsg::Error { code, .. } => code.clone(),
+                    _ => String::new(),
+                };
+                Some((Some(error.clone()), *code, reason))
+            }
+            Self::Replaced => Some((
+                None,
+                close::REPLACED,
+                "replaced by a resumed connection".into(),
+            )),
+            Self::Server {
+                code,
+                reason,
+                error,
+            } => Some((error.clone(), *code, reason.clone())),
+            Self::PeerClosed(_) | Self::Lost(_) | Self::Reaped(_) => None,
+        }
+    }
+
+    /// Whether the socket should be reset rather than closed in order.
+    fn abortive(&self) -> bool {
+        matches!(self, Self::Reaped(_) | Self::Replaced | Self::Lost(_))
+    }
+}
+
+/// One connection's shared state.
+pub struct Conn {
+    /// Process-unique connection id.
+    pub id: u64,
+    /// The session it serves (for logs).
+    pub session_id: String,
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// The socket, for the sampler and `/sessions`.
+    pub socket: Arc<SocketHandle>,
+    /// Cancelled when the connection is ending.
+    pub token: CancellationToken,
+    started: Instant,
+    /// Nanoseconds after `started` of the last pong (0: none yet).
+    last_pong_ns: AtomicU64,
+    end: Mutex<Option<ConnEnd>>,
+    app: Arc<App>,
+}
+
+impl Conn {
+    /// A connection about to be attached to `session_id`.
+    pub(crate) fn new(
+        app: &Arc<App>,
+        session_id: &str,
+        peer: SocketAddr,
+        socket: Arc<SocketHandle>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id: app.next_conn_id(),
+            session_id: session_id.to_owned(),
+            peer,
+            socket,
+            token: CancellationToken::new(),
+            started: Instant::now(),
+            last_pong_ns: AtomicU64::new(0),
+            end: Mutex::new(None),
+            app: Arc::clone(app),
+        })
+    }
+
+    /// Records how the connection ends (the first word wins) and stops it.
+    pub fn finish(&self, end: ConnEnd) -> bool {
+        let first = {
+            let mut slot = self.end.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some(end);
+                true
+            } else {
+                false
+            }
+        };
+        self.token.cancel();
+        first
+    }
+
+    fn ended(&self) -> ConnEnd {
+        self.end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| ConnEnd::Lost("ended".into()))
+    }
+
+    /// A ping payload: nanoseconds since the connection started.
+    pub fn ping_payload(&self) -> [u8; 8] {
+        (self.started.elapsed().as_nanos() as u64).to_le_bytes()
+    }
+
+    fn pong(&self, payload: &[u8]) -> Option<Duration> {
+        let sent = u64::from_le_bytes(payload.try_into().ok()?);
+        let now = self.started.elapsed().as_nanos() as u64;
+        if sent > now {
+            return None; // not ours
+        }
+        self.last_pong_ns.store(now.max(1), Relaxed);
+        Some(Duration::from_nanos(now - sent))
+    }
+}
+
+impl Hooks for Conn {
+    fn since_pong(&self, now: Instant) -> Duration {
+        let last = self.started + Duration::from_nanos(self.last_pong_ns.load(Relaxed));
+        now.saturating_duration_since(last)
+    }
+
+    fn on_reap(&self, ev: &Evidence) {
+        self.app.metrics.reaped(ev.reason);
+        warn!(
+            session_id = %self.session_id,
+            peer = %self.peer,
+            reason = ev.reason.as_str(),
+            queue_bytes = ev.queue_bytes,
+            bytes_acked = ev.bytes_acked,
+            stalled_ms = ev.stalled_for.as_millis() as u64,
+            tcp_state = ev.tcp_state.map(|s| s.name()),
+            error = ev.error.as_deref(),
+            "reaped dead client"
+        );
+        self.finish(ConnEnd::Reaped(ev.clone()));
+    }
+}
+
+/// Runs an attached connection until it ends, then reports to the session.
+pub(crate) async fn run(ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generation: u64) {
+    let app = Arc::clone(&session.app);
+    let watch = app.sampler.watch(Arc::clone(&conn.socket), conn.clone());
+    let _ = session.events().send(Event::Attached(conn.id)).await;
+    let (sink, mut stream) = ws.split();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        Arc::clone(&session),
+        Arc::clone(&conn),
+        generation,
+    ));
+    read_loop(&mut stream, &session, &conn).await;
+    drop(watch);
+    let end = conn.ended();
+    debug!(session_id = %session.id, conn = conn.id, end = ?end, "connection ending");
+    // Report first: a seat is released at once, whatever the goodbye costs.
+    let _ = session
+        .events()
+        .send(Event::ConnEnded(conn.id, end.clone()))
+        .await;
+    // The writer says goodbye within the close grace, or gives up.
+    let sink = writer.await.ok().flatten();
+    if end.abortive() {
+        conn.socket.abort();
+        return;
+    }
+    if let Some(sink) = sink {
+        // Wait briefly for the client's side of the close handshake.
+        let _ = tokio::time::timeout(app.config.close_grace, async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if msg.is_close() {
+                    break;
+                }
+            }
+        })
+        .await;
+        drop(sink);
+    }
+}
+
+async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &Arc<Conn>) {
+    let app = &session.app;
+    let mut bucket = RateLimit::new(app.config.max_msg_rate);
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = conn.token.cancelled() => return,
+            msg = stream.next() => msg,
+        };
+        let msg = match msg {
+            None => {
+                conn.finish(ConnEnd::Lost(
+                    "connection closed without a close frame".into(),
+                ));
+                return;
+            }
+            Some(Err(e)) => {
+                conn.finish(read_error(e, app.config.max_message_bytes));
+                return;
+            }
+            Some(Ok(m)) => m,
+        };
+        app.metrics.messages_in.fetch_add(1, Relaxed);
+        if !matches!(msg, Message::Pong(_) | Message::Close(_)) && !bucket.take() {
+            app.metrics.messages_refused.fetch_add(1, Relaxed);
+            conn.finish(violation(
+                close::POLICY,
+                "rate_limited",
+                format!("more than {} messages a second", app.config.max_msg_rate),
+            ));
+            return;
+        }
+        match msg {
+            Message::Text(text) => match ClientMsg::parse(&text) {
+                Ok(ClientMsg::Bye) => {
+                    conn.finish(ConnEnd::Bye);
+                    return;
+                }
+                Ok(m) => session.client_message(m).await,
+                Err(e) if e.is_fatal() => {
+                    app.metrics.messages_refused.fetch_add(1, Relaxed);
+                    conn.finish(violation(close::INVALID_PAYLOAD, e.code(), e.to_string()));
+                    return;
+                }
+                Err(e) => {
+                    app.metrics.messages_refused.fetch_add(1, Relaxed);
+                    session.send_control(&ServerMsg::error(e.code(), e.to_string()));
+                }
+            },
+            Message::Binary(_) => {
+                app.metrics.messages_refused.fetch_add(1, Relaxed);
+                conn.finish(violation(
+                    close::UNSUPPORTED_DATA,
+                    "binary_not_accepted",
+                    "clients send text (JSON) messages only",
+                ));
+                return;
+            }
+            Message::Pong(p) => {
+                if let Some(rtt) = conn.pong(&p) {
+                    session.set_rtt(rtt);
+                }
+            }
+            Message::Close(frame) => {
+                conn.socket.mark_closing();
+                conn.finish(ConnEnd::PeerClosed(frame.map(|f| u16::from(f.code))));
+                return;
+            }
+            Message::Ping(_) | Message::Frame(_) => {} // pongs are automatic
+        }
+    }
+}
+
+/// Maps a read error to how the connection ends.
+pub(crate) fn read_error(e: tungstenite::Error, max: usize) -> ConnEnd {
+    use tungstenite::error::{CapacityError, Error};
+    match e {
+        Error::Capacity(CapacityError::MessageTooLong { size, .. }) => violation(
+            close::TOO_BIG,
+            "message_too_big",
+            format!("message of {size} bytes is over the {max}-byte limit"),
+        ),
+        Error::Capacity(c) => violation(close::TOO_BIG, "message_too_big", c.to_string()),
+        Error::Utf8(_) => violation(
+            close::INVALID_PAYLOAD,
+            "invalid_payload",
+            "text frame is not UTF-8",
+        ),
+        Error::Protocol(p) => violation(close::POLICY, "protocol_error", p.to_string()),
+        other => ConnEnd::Lost(other.to_string()),
+    }
+}
+
+pub(crate) fn violation(code: u16, err: &str, message: impl Into<String>) -> ConnEnd {
+    ConnEnd::Violation {
+        code,
+        error: ServerMsg::error(err, message),
+    }
+}
+
+async fn next_item(session: &Session, generation: u64) -> Option<(Item, bool)> {
+    loop {
+        let notified = session.wake.notified();
+        {
+            let mut ob = session.outbox();
+            match ob.pop(generation) {
+                Err(_) => return None,
+                Ok(Some(item)) => return Some((item, ob.has_ready())),
+                Ok(None) => {}
+            }
+        }
+        notified.await;
+    }
+}
+
+/// Writes until the connection ends; then the goodbye, if one is due.
+/// Returns the sink when it is still usable.
+async fn write_loop(
+    mut sink: SplitSink<Ws, Message>,
+    session: Arc<Session>,
+    conn: Arc<Conn>,
+    generation: u64,
+) -> Option<SplitSink<Ws, Message>> {
+    let metrics = &session.app.metrics;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = conn.token.cancelled() => break,
+            next = next_item(&session, generation) => next,
+        };
+        let Some((item, more)) = next else {
+            // Replaced by a newer connection; the session says how.
+            conn.finish(ConnEnd::Replaced);
+            break;
+        };
+        let (msg, slice_len) = match item {
+            Item::Text(t) => (Message::text(t), None),
+            Item::Ping(p) => (Message::Ping(p), None),
+            Item::Slice(b) => {
+                let len = b.len() - seatkeeper_protocol::SLICE_HEADER_LEN;
+                (Message::Binary(b), Some(len as u64))
+            }
+        };
+        let sent = tokio::select! {
+            biased;
+            _ = conn.token.cancelled() => break,
+            r = async { if more { sink.feed(msg).await } else { sink.send(msg).await } } => r,
+        };
+        if let Err(e) = sent {
+            conn.finish(ConnEnd::Lost(format!("write failed: {e}")));
+            return None;
+        }
+        if let Some(len) = slice_len {
+            metrics.slices_sent.fetch_add(1, Relaxed);
+            metrics.bytes_sent.fetch_add(len, Relaxed);
+        }
+    }
+    let end = conn.ended();
+    let (error, code, reason) = end.farewell()?;
+    conn.socket.mark_closing();
+    let bye = async {
+        if let Some(e) = error {
+            sink.feed(Message::text(e.to_json())).await?;
+        }
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        sink.send(Message::Close(Some(frame))).await
+    };
+    match tokio::time::timeout(session.app.config.close_grace, bye).await {
+        Ok(Ok(())) => Some(sink),
+        Ok(Err(e)) => {
+            debug!(session_id = %session.id, "close frame not sent: {e}");
+            None
+        }
+        Err(_) => {
+            info!(session_id = %session.id, "close frame did not go out in time; resetting");
+            conn.socket.abort();
+            None
+        }
+    }
+}
+
+/// A token bucket: `rate` per second, bursts up to one second's worth.
+pub(crate) struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    pub(crate) fn new(rate: u32) -> Self {
+        Self {
+            rate: rate as f64,
+            tokens: rate as f64,
+            at: Instant::now(),
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

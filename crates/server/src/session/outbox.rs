@@ -1,0 +1,299 @@
+//! The outbox: everything a session wants to send, and the policy that picks
+//! what goes next. Pure: no I/O, no clock, no locks — the session keeps it
+//! behind a mutex that is never held across an `.await`, and the writer
+//! pulls from it at the last moment, so the newest slice wins.
+//!
+//! Policy per kind:
+//! - control messages (`ready`, `error`, engine notices) go first, in order,
+//!   never dropped; past [`Limits::control`] the client is too far behind
+//!   and the session ends ([`Overflow`]);
+//! - the ping is coalesced (one pending at most), then `stats` (newest only);
+//! - slices wait for the ack window. While the window is full, droppable
+//!   slices are dropped and the newest wins; non-droppable slices queue up
+//!   to [`Limits::nondroppable`], past which the session ends.
+//!
+//! After a (re)attach the window is reset and the first slice sent is a
+//! keyframe: droppable non-keyframes ahead of it are dropped.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use seatkeeper_engine::Slice;
+use seatkeeper_protocol::{
+    messages::Window,
+    slice::{SliceHeader, FLAG_DROPPABLE, FLAG_KEYFRAME},
+};
+
+/// Queue bounds for one session's outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most control messages waiting to be written.
+    pub control: usize,
+    /// Most non-droppable slices waiting for the window.
+    pub nondroppable: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            control: 256,
+            nondroppable: 256,
+        }
+    }
+}
+
+/// The client fell so far behind that non-droppable messages piled up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+/// An ack for a slice that was never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckAhead {
+    /// Highest seq sent so far (0: none).
+    pub sent: u64,
+}
+
+/// The next thing to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A JSON text frame.
+    Text(String),
+    /// A WebSocket ping with this payload.
+    Ping(Bytes),
+    /// A stamped slice frame.
+    Slice(Bytes),
+}
+
+/// Per-session counters kept with the outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Slices written.
+    pub slices_sent: u64,
+    /// Slices dropped by flow control.
+    pub slices_dropped: u64,
+    /// Payload bytes written.
+    pub bytes_sent: u64,
+    /// Highest cumulative ack.
+    pub last_ack_seq: u64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Outbox {
+    window: Window,
+    limits: Limits,
+    control: VecDeque<String>,
+    ping: Option<Bytes>,
+    stats: Option<String>,
+    pending: VecDeque<Slice>,
+    pending_nondroppable: usize,
+    in_flight: VecDeque<(u64, u64)>,
+    in_flight_bytes: u64,
+    next_seq: u64,
+    need_keyframe: bool,
+    generation: u64,
+    counters: Counters,
+}
+
+impl Outbox {
+    /// An empty outbox; seq starts at 1.
+    pub fn new(window: Window, limits: Limits) -> Self {
+        Self {
+            window,
+            limits,
+            control: VecDeque::new(),
+            ping: None,
+            stats: None,
+            pending: VecDeque::new(),
+            pending_nondroppable: 0,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
+            next_seq: 1,
+            need_keyframe: false,
+            generation: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    /// A new connection takes over: the window resets, stale control and
+    /// telemetry go, and the next slice sent is a keyframe. Returns the new
+    /// generation; a writer holding an older one gets nothing more.
+    pub fn attach(&mut self) -> u64 {
+        self.generation += 1;
+        self.control.clear();
+        self.ping = None;
+        self.stats = None;
+        self.in_flight.clear();
+        self.in_flight_bytes = 0;
+        self.need_keyframe = true;
+        self.generation
+    }
+
+    /// The current connection generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Queues a control message.
+    pub fn push_control(&mut self, text: String) -> Result<(), Overflow> {
+        if self.control.len() >= self.limits.control {
+            return Err(Overflow);
+        }
+        self.control.push_back(text);
+        Ok(())
+    }
+
+    /// Sets the pending ping (replacing an unsent one).
+    pub fn set_ping(&mut self, payload: Bytes) {
+        self.ping = Some(payload);
+    }
+
+    /// Sets the pending stats (replacing unsent ones).
+    pub fn set_stats(&mut self, text: String) {
+        self.stats = Some(text);
+    }
+
+    fn free_slots(&self) -> usize {
+        (self.window.slices as usize).saturating_sub(self.in_flight.len())
+    }
+
+    /// Queues a slice from the engine.
+    pub fn push_slice(&mut self, slice: Slice) -> Result<(), Overflow> {
+        if slice.flags & FLAG_DROPPABLE == 0 {
+            if self.pending_nondroppable >= self.limits.nondroppable {
+                return Err(Overflow);
+            }
+            self.pending_nondroppable += 1;
+            self.pending.push_back(slice);
+            return Ok(());
+        }
+        // Droppable: at most as many waiting as the window has room for
+        // (at least one, the newest), so a full window never builds a queue.
+        let cap = self
+            .free_slots()
+            .saturating_sub(self.pending_nondroppable)
+            .max(1);
+        while self.pending.len() - self.pending_nondroppable >= cap {
+            let Some(i) = self.pending.iter().position(is_droppable) else {
+                break;
+            };
+            self.pending.remove(i);
+            self.counters.slices_dropped += 1;
+        }
+        self.pending.push_back(slice);
+        Ok(())
+    }
+
+    fn window_admits(&self, len: u64) -> bool {
+        self.free_slots() > 0
+            && (self.in_flight.is_empty() || self.in_flight_bytes + len <= self.window.bytes)
+    }
+
+    /// Takes the next item for the writer of `generation`, or `None` when
+    /// nothing may be sent now. `Err` means that writer was replaced.
+    pub fn pop(&mut self, generation: u64) -> Result<Option<Item>, Replaced> {
+        if generation != self.generation {
+            return Err(Replaced);
+        }
+        if let Some(text) = self.control.pop_front() {
+            return Ok(Some(Item::Text(text)));
+        }
+        if let Some(p) = self.ping.take() {
+            return Ok(Some(Item::Ping(p)));
+        }
+        if let Some(s) = self.stats.take() {
+            return Ok(Some(Item::Text(s)));
+        }
+        if self.need_keyframe {
+            while let Some(front) = self.pending.front() {
+                if front.flags & FLAG_KEYFRAME != 0 || !is_droppable(front) {
+                    break;
+                }
+                self.pending.pop_front();
+                self.counters.slices_dropped += 1;
+            }
+        }
+        let Some(front) = self.pending.front() else {
+            return Ok(None);
+        };
+        let len = front.frame.payload_len() as u64;
+        if !self.window_admits(len) {
+            return Ok(None);
+        }
+        let slice = self.pending.pop_front().expect("front exists");
+        if !is_droppable(&slice) {
+            self.pending_nondroppable -= 1;
+        }
+        if slice.flags & FLAG_KEYFRAME != 0 {
+            self.need_keyframe = false;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.in_flight.push_back((seq, len));
+        self.in_flight_bytes += len;
+        self.counters.slices_sent += 1;
+        self.counters.bytes_sent += len;
+        let wire = slice.frame.stamp(&SliceHeader {
+            flags: slice.flags,
+            kind: slice.kind,
+            seq,
+            timestamp_us: slice.timestamp_us,
+        });
+        Ok(Some(Item::Slice(wire)))
+    }
+
+    /// Whether [`pop`](Self::pop) would return something now.
+    pub fn has_ready(&self) -> bool {
+        !self.control.is_empty()
+            || self.ping.is_some()
+            || self.stats.is_some()
+            || self
+                .pending
+                .front()
+                .is_some_and(|s| self.window_admits(s.frame.payload_len() as u64))
+    }
+
+    /// A cumulative ack. Acks behind the last one are harmless repeats; an
+    /// ack for a seq never sent is refused.
+    pub fn ack(&mut self, seq: u64) -> Result<(), AckAhead> {
+        let sent = self.next_seq - 1;
+        if seq > sent {
+            return Err(AckAhead { sent });
+        }
+        while let Some(&(s, len)) = self.in_flight.front() {
+            if s > seq {
+                break;
+            }
+            self.in_flight.pop_front();
+            self.in_flight_bytes -= len;
+        }
+        self.counters.last_ack_seq = self.counters.last_ack_seq.max(seq);
+        Ok(())
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Slices sent and not acknowledged.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.len() as u32
+    }
+
+    /// The window.
+    pub fn window(&self) -> Window {
+        self.window
+    }
+}
+
+/// The writer's connection was replaced by a newer one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replaced;
+
+fn is_droppable(s: &Slice) -> bool {
+    s.flags & FLAG_DROPPABLE != 0
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+//! `GET /ws`: the upgrade, the `hello`, and the decision it leads to — a
+//! resumed session, a fresh one, `busy`, or a refusal.
+
+use std::sync::{atomic::Ordering::Relaxed, Arc};
+
+use axum::{
+    body::Body,
+    extract::Request,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use seatkeeper_engine::OpenRequest;
+use seatkeeper_protocol::{close, messages::Hello, ClientMsg, ServerMsg};
+use tokio_tungstenite::{
+    tungstenite::{
+        handshake::derive_accept_key,
+        protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig},
+        Message,
+    },
+    WebSocketStream,
+};
+use tracing::{debug, info};
+
+use crate::{
+    app::App,
+    http::json_error,
+    net::ConnInfo,
+    session::{
+        self,
+        conn::{self, read_error, violation, Conn, ConnEnd, Ws},
+        Owned, Session, Sink,
+    },
+};
+
+fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Answers the upgrade and hands the connection to [`admit`].
+pub(crate) async fn upgrade(app: Arc<App>, mut req: Request) -> Response {
+    let headers = req.headers();
+    if !header_has(headers, header::CONNECTION, "upgrade")
+        || !header_has(headers, header::UPGRADE, "websocket")
+    {
+        return json_error(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            "GET /ws is a WebSocket endpoint",
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_version",
+            "Sec-WebSocket-Version must be 13",
+        );
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_key",
+            "Sec-WebSocket-Key is missing",
+        );
+    };
+    if !app.config.allowed_origins.is_empty() {
+        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        if !origin.is_some_and(|o| app.config.allowed_origins.iter().any(|a| a == o)) {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this Origin may not open sessions here",
+            );
+        }
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let Some(info) = req.extensions().get::<ConnInfo>().cloned() else {
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "connection info missing",
+        );
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let app2 = Arc::clone(&app);
+    app.tracker.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(app2.config.max_message_bytes))
+                    .max_frame_size(Some(app2.config.max_message_bytes));
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                app2.metrics.upgrades.fetch_add(1, Relaxed);
+                admit(ws, app2, info).await;
+            }
+            Err(e) => debug!("upgrade failed: {e}"),
+        }
+    });
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp.into_response()
+}
+
+/// Sends an optional message and a close frame, then waits briefly for the
+/// client's close.
+async fn refuse(mut ws: Ws, app: &App, msg: Option<ServerMsg>, code: u16, reason: &str) {
+    let _ = tokio::time::timeout(app.config.close_grace, async {
+        if let Some(m) = msg {
+            ws.feed(Message::text(m.to_json())).await?;
+        }
+        ws.send(Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        })))
+        .await?;
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+        Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+    })
+    .await;
+}
+
+/// Refuses a connection that broke a rule before its session began.
+async fn refuse_with(ws: Ws, app: &App, end: ConnEnd) {
+    app.metrics.refused.fetch_add(1, Relaxed);
+    if let ConnEnd::Violation { code, error } = end {
+        let reason = match &error {
+            ServerMsg::Error { code, .. } => code.clone(),
+            _ => String::new(),
+        };
+        refuse(ws, app, Some(error), code, &reason).await
+    }
+}
+
+/// Waits for `hello`, then resumes, starts, or refuses a session.
+async fn admit(mut ws: Ws, app: Arc<App>, info: ConnInfo) {
+    let first = tokio::select! {
+        _ = app.shutdown.cancelled() => {
+            refuse(ws, &app, None, close::GOING_AWAY, "server shutting down").await;
+            return;
+        }
+        first = tokio::time::timeout(app.config.hello_timeout, next_message(&mut ws)) => first,
+    };
+    let hello = match first {
+        Err(_) => {
+            let msg = format!(
+                "no hello within {} s of the upgrade",
+                app.config.hello_timeout.as_secs_f64()
+            );
+            return refuse_with(ws, &app, violation(close::POLICY, "hello_timeout", msg)).await;
+        }
+        Ok(None) => return,
+        Ok(Some(Err(e))) => {
+            let end = read_error(e, app.config.max_message_bytes);
+            return refuse_with(ws, &app, end).await;
+        }
+        Ok(Some(Ok(Message::Binary(_)))) => {
+            let end = violation(
+                close::UNSUPPORTED_DATA,
+                "binary_not_accepted",
+                "clients send text (JSON) messages only",
+            );
+            return refuse_with(ws, &app, end).await;
+        }
+        Ok(Some(Ok(Message::Text(text)))) => match ClientMsg::parse(&text) {
+            Ok(ClientMsg::Hello(h)) => h,
+            Err(e) if e.is_fatal() => {
+                let end = violation(close::INVALID_PAYLOAD, e.code(), e.to_string());
+                return refuse_with(ws, &app, end).await;
+            }
+            Err(e @ seatkeeper_protocol::ParseError::BadField { kind: "hello", .. }) => {
+                let end = violation(close::POLICY, "bad_hello", e.to_string());
+                return refuse_with(ws, &app, end).await;
+            }
+            _ => {
+                let end = violation(
+                    close::POLICY,
+                    "hello_required",
+                    "the first message must be {\"type\":\"hello\"}",
+                );
+                return refuse_with(ws, &app, end).await;
+            }
+        },
+        Ok(Some(Ok(_))) => return, // a close frame: the client left
+    };
+
+    if let Some(token) = hello.resume.as_deref() {
+        if let Some(session) = app.registry.redeem(token) {
+            let conn = Conn::new(&app, &session.id, info.peer, Arc::clone(&info.socket));
+            if let Ok((generation, old)) = session.attach(&conn, true) {
+                app.metrics.resumes.fetch_add(1, Relaxed);
+                if let Some(old) = old {
+                    app.metrics.takeovers.fetch_add(1, Relaxed);
+                    old.finish(ConnEnd::Replaced);
+                    info!(session_id = %session.id, peer = %info.peer, old_peer = %old.peer, "session taken over by a resume");
+                } else {
+                    info!(session_id = %session.id, peer = %info.peer, "session resumed");
+                }
+                conn::run(ws, session, conn, generation).await;
+                return;
+            }
+        }
+        debug!(peer = %info.peer, "resume token not valid; treating as a fresh hello");
+    }
+    start(ws, app, info, hello).await;
+}
+
+/// The next data or close message, skipping pings and pongs.
+async fn next_message(
+    ws: &mut Ws,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    loop {
+        match ws.next().await? {
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            other => return Some(other),
+        }
+    }
+}
+
+async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
+    let Some(mut seat) = app.registry.try_reserve() else {
+        app.metrics.busy.fetch_add(1, Relaxed);
+        let busy = ServerMsg::Busy {
+            retry_after_s: app.config.busy_retry_after.as_secs_f64(),
+        };
+        return refuse(ws, &app, Some(busy), close::BUSY, "busy").await;
+    };
+    let lease = match &app.admission {
+        Some(adm) => match adm.admit(hello.seat_token.clone()).await {
+            Ok(lease) => Some(lease),
+            Err(r) => {
+                info!(peer = %info.peer, code = %r.code, "hello refused: {}", r.message);
+                return refuse_with(ws, &app, violation(close::POLICY, &r.code, r.message)).await;
+            }
+        },
+        None => None,
+    };
+    let (session, events) = Session::new(&app, hello.client_id);
+    let opened = app
+        .engine
+        .open(OpenRequest {
+            session_id: session.id.clone(),
+            config: hello.engine.unwrap_or_default(),
+            sink: Arc::new(Sink(Arc::clone(&session))),
+        })
+        .await;
+    let engine = match opened {
+        Ok(e) => e,
+        Err(e) => {
+            info!(peer = %info.peer, "engine refused a session: {e}");
+            return refuse_with(
+                ws,
+                &app,
+                violation(close::INTERNAL, e.code(), e.to_string()),
+            )
+            .await;
+        }
+    };
+    *session
+        .engine_info
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = engine.info.clone();
+    seat.bind(Arc::clone(&session));
+    app.metrics.sessions_started.fetch_add(1, Relaxed);
+    let conn = Conn::new(&app, &session.id, info.peer, Arc::clone(&info.socket));
+    let Ok((generation, _)) = session.attach(&conn, false) else {
+        return; // unreachable: nothing can close a session before its task runs
+    };
+    info!(session_id = %session.id, peer = %info.peer, client_id = ?session.client_id, "session started");
+    app.tracker.spawn(session::run(
+        Arc::clone(&session),
+        events,
+        Owned {
+            seat,
+            engine,
+            lease,
+        },
+    ));
+    conn::run(ws, session, conn, generation).await;
+}

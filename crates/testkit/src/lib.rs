@@ -1,0 +1,17 @@
+//! Test-only helpers: start the real `seatkeeper` binary on a free loopback
+//! port, speak to it over real sockets, and wait for conditions with
+//! generous bounds. Each integration test then reads like its scenario.
+//!
+//! # Layout
+//! - [`server`]: spawn the binary, plain HTTP/1.1 GETs, wait-for helpers.
+//! - [`client`]: a WebSocket client whose socket the test controls
+//!   (buffer sizes, freezing, FIN, RST).
+//! - [`relay`]: a TCP relay that can stop reading pod-side (the tunnel).
+
+pub mod client;
+pub mod relay;
+pub mod server;
+
+pub use client::{Client, Event};
+pub use relay::Relay;
+pub use server::{wait_until, Server};

@@ -1,0 +1,229 @@
+//! The server under test, as a child process.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    process::{Child, Command},
+};
+
+/// A running `seatkeeper serve`.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its log (stderr), for post-mortems.
+    pub log: PathBuf,
+}
+
+/// A free loopback port (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `check` every 50 ms until it yields `Some` or `limit` passes.
+pub async fn wait_until<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Server {
+    /// Starts `bin serve --listen 127.0.0.1:PORT ARGS…` and waits for `/healthz`.
+    pub async fn start(bin: &str, args: &[&str]) -> Self {
+        Self::start_with_env(bin, args, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables.
+    pub async fn start_with_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        for _ in 0..5 {
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let log = std::env::temp_dir().join(format!(
+                "seatkeeper-test-{}-{}.log",
+                std::process::id(),
+                addr.port()
+            ));
+            let file = std::fs::File::create(&log).expect("log file");
+            let child = Command::new(bin)
+                .arg("serve")
+                .arg("--listen")
+                .arg(addr.to_string())
+                .args(args)
+                .envs(env.iter().copied())
+                .env("SEATKEEPER_LOG", "info,seatkeeper_server=debug")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(file)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn seatkeeper");
+            let mut server = Self { child, addr, log };
+            let up = wait_until(Duration::from_secs(10), || async {
+                server.get("/healthz").await.ok().filter(|(s, _)| *s == 200)
+            })
+            .await;
+            if up.is_some() {
+                return server;
+            }
+            if server.child.try_wait().ok().flatten().is_none() {
+                panic!("seatkeeper did not come up: {}", server.log_text());
+            }
+            // The port was taken between the probe and the bind: try another.
+        }
+        panic!("seatkeeper could not start on a free port");
+    }
+
+    /// The WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A plain HTTP/1.1 request; returns status and body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
+        http(self.addr, method, path, headers, body).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        self.request("GET", path, &[], "").await
+    }
+
+    /// `GET path` as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let (_, body) = self.get(path).await.expect("GET");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+
+    /// `GET /sessions`.
+    pub async fn sessions(&self) -> Value {
+        self.get_json("/sessions").await
+    }
+
+    /// Waits until no seat is held; returns how long that took.
+    pub async fn wait_released(&self, limit: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        wait_until(limit, || async {
+            let s = self.sessions().await;
+            (s["lockHeld"] == false && s["sessions"].as_array().is_some_and(|a| a.is_empty()))
+                .then_some(())
+        })
+        .await
+        .map(|_| t0.elapsed())
+    }
+
+    /// The value of one Prometheus sample (`name{labels}` as written).
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        let (_, text) = self.get("/metrics").await.ok()?;
+        text.lines().find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == sample).then(|| v.parse().ok()).flatten()
+        })
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request, `Connection: close`).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .map_err(|_| std::io::Error::other("HTTP response timed out"))??;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {head}")))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
