@@ -1,0 +1,289 @@
+//! The agent task: heartbeats and every pod-side script, one at a time.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::RedisResult;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::{Command, Lease, PodStatus, Refusal, Shared, TokenProblem};
+use crate::conn::Connector;
+use crate::metrics::PoolMetrics;
+use crate::scripts;
+
+/// First retry after a failed heartbeat; doubles up to the heartbeat
+/// interval, so a pod re-registers within one interval of Redis returning.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+
+pub(super) struct Task {
+    shared: Arc<Shared>,
+    status: Box<dyn Fn() -> PodStatus + Send + Sync>,
+    queue: mpsc::Receiver<Command>,
+    conn: Connector,
+    backoff: Backoff,
+}
+
+enum Event {
+    Stop,
+    Command(Command),
+    Beat,
+}
+
+/// The heartbeat script's answer: status, registered now, lapsed, fenced, resynced.
+type BeatAnswer = (String, u8, u64, u64, u64);
+
+impl Task {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        status: Box<dyn Fn() -> PodStatus + Send + Sync>,
+        queue: mpsc::Receiver<Command>,
+        conn: Connector,
+    ) -> Self {
+        let backoff = Backoff::new(RETRY_BASE, shared.cfg.heartbeat_interval());
+        Self {
+            shared,
+            status,
+            queue,
+            conn,
+            backoff,
+        }
+    }
+
+    pub(super) async fn run(mut self, shutdown: CancellationToken, stopped: CancellationToken) {
+        let mut next_beat = Instant::now();
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Event::Stop,
+                Some(cmd) = self.queue.recv() => Event::Command(cmd),
+                () = tokio::time::sleep_until(next_beat) => Event::Beat,
+                () = self.shared.nudge.notified() => Event::Beat,
+            };
+            match event {
+                Event::Stop => break,
+                Event::Command(Command::Redeem { hash, reply }) => {
+                    // If the caller gave up, the lease comes back and its
+                    // drop releases the seat.
+                    let _ = reply.send(self.redeem(hash).await);
+                }
+                Event::Command(Command::Release { slot, epoch }) => {
+                    self.release(slot, epoch).await;
+                    // Publish the smaller session count now, not at the tick.
+                    self.shared.nudge.notify_one();
+                }
+                Event::Beat => {
+                    next_beat = Instant::now()
+                        + if self.heartbeat().await {
+                            self.backoff.reset();
+                            self.shared.cfg.heartbeat_interval()
+                        } else {
+                            self.backoff.next(rand::random_range(0.5..=1.0))
+                        };
+                }
+            }
+        }
+        self.queue.close();
+        self.deregister().await;
+        self.shared.set_redis_ok(false);
+        stopped.cancel();
+    }
+
+    async fn heartbeat(&mut self) -> bool {
+        let status = (self.status)();
+        let mut leases: Vec<(u64, u32)> = self
+            .shared
+            .leases()
+            .iter()
+            .map(|(&epoch, &slot)| (epoch, slot))
+            .collect();
+        // Oldest first: if two leases ever name one slot, the newest wins.
+        leases.sort_unstable();
+        let cfg = &self.shared.cfg;
+        let held = u32::try_from(leases.len())
+            .unwrap_or(u32::MAX)
+            .max(status.seats_held);
+        let mut call = scripts::HEARTBEAT.prepare_invoke();
+        call.arg(&cfg.pod_id)
+            .arg(&self.shared.instance)
+            .arg(&cfg.advertise_url)
+            .arg(cfg.seats_total)
+            .arg(u8::from(status.engine_ready && !status.draining))
+            .arg(u8::from(status.draining))
+            .arg(held)
+            .arg(millis(cfg.claim_ttl))
+            .arg(millis(cfg.ttl))
+            .arg(self.shared.max_epoch.load(Ordering::Relaxed));
+        for (epoch, slot) in leases {
+            call.arg(slot).arg(epoch);
+        }
+        let answer: RedisResult<BeatAnswer> = async {
+            let mut conn = self.conn.get().await?;
+            call.invoke_async(&mut conn).await
+        }
+        .await;
+        let m = &self.shared.metrics;
+        match answer {
+            Ok((status, fresh, lapsed, fenced, resynced)) if status == "ok" => {
+                self.shared.set_redis_ok(true);
+                let was = self.shared.registered.swap(true, Ordering::Relaxed);
+                if fresh == 1 {
+                    PoolMetrics::inc(&m.registrations);
+                    tracing::info!(pod_id = %cfg.pod_id, "registered in the seat pool");
+                } else if !was {
+                    tracing::info!(pod_id = %cfg.pod_id, "seat pool reachable again");
+                }
+                PoolMetrics::add(&m.lapsed, lapsed);
+                PoolMetrics::add(&m.resynced, resynced);
+                PoolMetrics::add(&m.fenced, fenced);
+                if resynced > 0 {
+                    tracing::info!(resynced, "heartbeat freed seats whose release was lost");
+                }
+                if fenced > 0 {
+                    tracing::warn!(
+                        fenced,
+                        "a newer claim owns the slot of a live lease; not re-publishing the stale epoch"
+                    );
+                }
+                true
+            }
+            Ok(_) => {
+                self.shared.set_redis_ok(true);
+                let first = fresh_start(m);
+                PoolMetrics::inc(&m.heartbeat_errors);
+                if self.shared.registered.swap(false, Ordering::Relaxed) || first {
+                    tracing::warn!(
+                        pod_id = %cfg.pod_id,
+                        "pod id is registered by another live instance; retrying until its record expires"
+                    );
+                }
+                false
+            }
+            Err(e) => {
+                self.redis_failed(&e);
+                PoolMetrics::inc(&m.heartbeat_errors);
+                false
+            }
+        }
+    }
+
+    async fn redeem(&mut self, hash: String) -> Result<Lease, Refusal> {
+        let cfg = &self.shared.cfg;
+        let answer: RedisResult<(String, String, i64, i64)> = async {
+            let mut conn = self.conn.get().await?;
+            scripts::REDEEM
+                .arg(&cfg.pod_id)
+                .arg(&self.shared.instance)
+                .arg(hash)
+                .invoke_async(&mut conn)
+                .await
+        }
+        .await;
+        let (status, reason, slot, epoch) = answer.map_err(|e| {
+            self.redis_failed(&e);
+            Refusal::PoolUnavailable("Redis unreachable")
+        })?;
+        let problem = match (status.as_str(), reason.as_str()) {
+            ("ok", _) => {
+                let (Ok(slot), Ok(epoch)) = (u32::try_from(slot), u64::try_from(epoch)) else {
+                    return Err(Refusal::PoolUnavailable("unexpected answer from Redis"));
+                };
+                self.shared.leases().insert(epoch, slot);
+                self.shared.max_epoch.fetch_max(epoch, Ordering::Relaxed);
+                tracing::debug!(slot, epoch, "seat token redeemed");
+                return Ok(Lease::new(Arc::clone(&self.shared), slot, epoch));
+            }
+            (_, "used") => TokenProblem::Used,
+            (_, "expired") => TokenProblem::Expired,
+            (_, "unknown") => TokenProblem::Unknown,
+            _ => {
+                // Our record vanished (it expired or another instance took
+                // it): re-register before admitting anyone.
+                self.shared.registered.store(false, Ordering::Relaxed);
+                self.shared.nudge.notify_one();
+                return Err(Refusal::PoolUnavailable("pod not registered in the pool"));
+            }
+        };
+        Err(Refusal::BadSeatToken(problem))
+    }
+
+    async fn release(&mut self, slot: u32, epoch: u64) {
+        if !self.shared.registered.load(Ordering::Relaxed) {
+            // The heartbeat that re-registers publishes only live leases.
+            return;
+        }
+        let cfg = &self.shared.cfg;
+        let answer: RedisResult<i64> = async {
+            let mut conn = self.conn.get().await?;
+            scripts::RELEASE
+                .arg(&cfg.pod_id)
+                .arg(&self.shared.instance)
+                .arg(slot)
+                .arg(epoch)
+                .invoke_async(&mut conn)
+                .await
+        }
+        .await;
+        let m = &self.shared.metrics;
+        match answer {
+            Ok(1) => {
+                PoolMetrics::inc(&m.released);
+                tracing::debug!(slot, epoch, "seat released");
+            }
+            Ok(0) => {
+                PoolMetrics::inc(&m.fenced);
+                tracing::warn!(slot, epoch, "release fenced: a newer claim owns this slot");
+            }
+            Ok(_) => {}
+            Err(e) => self.redis_failed(&e),
+        }
+    }
+
+    async fn deregister(&mut self) {
+        let cfg = &self.shared.cfg;
+        let answer: RedisResult<i64> = async {
+            let mut conn = self.conn.get().await?;
+            scripts::DEREGISTER
+                .arg(&cfg.pod_id)
+                .arg(&self.shared.instance)
+                .invoke_async(&mut conn)
+                .await
+        }
+        .await;
+        match answer {
+            Ok(1) => tracing::info!(pod_id = %cfg.pod_id, "left the seat pool"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                pod_id = %cfg.pod_id,
+                error = %e,
+                "could not leave the seat pool; the record expires within the pool TTL"
+            ),
+        }
+    }
+
+    fn redis_failed(&self, error: &redis::RedisError) {
+        self.conn.forget();
+        if self.shared.redis_ok.load(Ordering::Relaxed) || fresh_start(&self.shared.metrics) {
+            tracing::warn!(
+                error = %error,
+                "seat pool unreachable: refusing new sessions, keeping current ones, retrying"
+            );
+        } else {
+            tracing::debug!(error = %error, "seat pool still unreachable");
+        }
+        self.shared.set_redis_ok(false);
+    }
+}
+
+/// True until the first error is counted: the first failure after start is
+/// worth a warning even though the state did not change.
+fn fresh_start(m: &PoolMetrics) -> bool {
+    m.heartbeat_errors.load(Ordering::Relaxed) == 0
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,191 @@
+//! The validated settings of a pod in pool mode.
+
+use std::time::Duration;
+
+/// Everything a pod needs to join the pool.
+///
+/// Build it with [`PoolConfig::new`] (which fills in the default TTLs),
+/// adjust fields, then call [`PoolConfig::validate`] once before binding any
+/// port, so a bad value exits with one clear line instead of a runtime error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// `redis://HOST:PORT[/DB]` (or `unix:///path`) of the pool's Redis.
+    pub redis_url: String,
+    /// This pod's unique name in the pool (a Kubernetes pod name fits).
+    pub pod_id: String,
+    /// The WebSocket URL a claimed user connects to, e.g. `ws://10.0.0.7:1318/ws`.
+    pub advertise_url: String,
+    /// How long the pod stays in the pool without a heartbeat (`--pool-ttl-s`).
+    /// Heartbeats go out every third of it.
+    pub ttl: Duration,
+    /// How long a claim waits to be redeemed before its seat returns
+    /// (`--claim-ttl-s`).
+    pub claim_ttl: Duration,
+    /// Seats this pod offers (the server's `--seats`).
+    pub seats_total: u32,
+}
+
+/// A setting [`PoolConfig::validate`] refused; the message is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The Redis URL does not parse or names an unsupported scheme.
+    #[error("--pool: invalid Redis URL {url:?}: {reason}")]
+    RedisUrl {
+        /// The URL as given.
+        url: String,
+        /// Why the Redis client refused it.
+        reason: String,
+    },
+    /// The pod id is empty, too long or has characters outside `[A-Za-z0-9._-]`.
+    #[error("--pod-id: {0:?} must be 1-253 characters of A-Z a-z 0-9 . _ -")]
+    PodId(String),
+    /// The advertised URL is not a `ws://`, `wss://`, `http://` or `https://` URL.
+    #[error("--advertise-url: {0:?} must be a ws:// or wss:// URL with a host")]
+    AdvertiseUrl(String),
+    /// The pool TTL is outside 300 ms ..= 1 h.
+    #[error("--pool-ttl-s: {0:?} must be between 0.3 s and 3600 s")]
+    Ttl(Duration),
+    /// The claim TTL is outside 100 ms ..= 1 h.
+    #[error("--claim-ttl-s: {0:?} must be between 0.1 s and 3600 s")]
+    ClaimTtl(Duration),
+    /// The seat count is 0 or over 100 000.
+    #[error("--seats: {0} must be between 1 and 100000 in pool mode")]
+    Seats(u32),
+}
+
+impl PoolConfig {
+    /// Default `--pool-ttl-s`.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
+    /// Default `--claim-ttl-s`.
+    pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(30);
+
+    /// A config with the default TTLs.
+    pub fn new(
+        redis_url: impl Into<String>,
+        pod_id: impl Into<String>,
+        advertise_url: impl Into<String>,
+        seats_total: u32,
+    ) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            pod_id: pod_id.into(),
+            advertise_url: advertise_url.into(),
+            ttl: Self::DEFAULT_TTL,
+            claim_ttl: Self::DEFAULT_CLAIM_TTL,
+            seats_total,
+        }
+    }
+
+    /// Checks every field; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        redis::Client::open(self.redis_url.as_str()).map_err(|e| ConfigError::RedisUrl {
+            url: self.redis_url.clone(),
+            reason: e.to_string(),
+        })?;
+        if !valid_pod_id(&self.pod_id) {
+            return Err(ConfigError::PodId(self.pod_id.clone()));
+        }
+        if !valid_advertise_url(&self.advertise_url) {
+            return Err(ConfigError::AdvertiseUrl(self.advertise_url.clone()));
+        }
+        if !(Duration::from_millis(300)..=Duration::from_secs(3600)).contains(&self.ttl) {
+            return Err(ConfigError::Ttl(self.ttl));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&self.claim_ttl) {
+            return Err(ConfigError::ClaimTtl(self.claim_ttl));
+        }
+        if !(1..=100_000).contains(&self.seats_total) {
+            return Err(ConfigError::Seats(self.seats_total));
+        }
+        Ok(())
+    }
+
+    /// How often the pod heartbeats: a third of the TTL, so two heartbeats
+    /// can be lost before the pod drops out of the pool.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.ttl / 3
+    }
+
+    /// The deadline of one Redis round trip: a stalled Redis must not hold
+    /// the agent past its next heartbeat.
+    pub(crate) fn op_timeout(&self) -> Duration {
+        self.heartbeat_interval()
+            .clamp(Duration::from_millis(100), Duration::from_secs(2))
+    }
+}
+
+/// Pod ids become parts of Redis keys and log lines; keep them plain.
+fn valid_pod_id(id: &str) -> bool {
+    (1..=253).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn valid_advertise_url(url: &str) -> bool {
+    let rest = ["ws://", "wss://", "http://", "https://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme));
+    match rest {
+        Some(rest) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty()
+                && !url
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> PoolConfig {
+        PoolConfig::new(
+            "redis://127.0.0.1:6379",
+            "pod-a.1_x",
+            "ws://10.0.0.1:1318/ws",
+            1,
+        )
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let cfg = good();
+        assert_eq!(cfg.ttl, Duration::from_secs(5));
+        assert_eq!(cfg.claim_ttl, Duration::from_secs(30));
+        assert_eq!(cfg.validate(), Ok(()));
+        assert_eq!(
+            cfg.heartbeat_interval(),
+            Duration::from_nanos(1_666_666_666)
+        );
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let mut c = good();
+        c.redis_url = "http://nope".into();
+        assert!(matches!(c.validate(), Err(ConfigError::RedisUrl { .. })));
+        for id in ["", "a:b", "a b", "ü"] {
+            let mut c = good();
+            c.pod_id = id.into();
+            assert_eq!(c.validate(), Err(ConfigError::PodId(id.into())));
+        }
+        for url in ["", "ws://", "tcp://x:1", "ws://a b/ws"] {
+            let mut c = good();
+            c.advertise_url = url.into();
+            assert_eq!(c.validate(), Err(ConfigError::AdvertiseUrl(url.into())));
+        }
+        let mut c = good();
+        c.ttl = Duration::from_millis(10);
+        assert_eq!(c.validate(), Err(ConfigError::Ttl(c.ttl)));
+        let mut c = good();
+        c.claim_ttl = Duration::ZERO;
+        assert_eq!(c.validate(), Err(ConfigError::ClaimTtl(Duration::ZERO)));
+        let mut c = good();
+        c.seats_total = 0;
+        assert_eq!(c.validate(), Err(ConfigError::Seats(0)));
+    }
+}

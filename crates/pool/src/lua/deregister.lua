@@ -1,0 +1,10 @@
+-- seatkeeper pool: a pod leaves the pool on a clean shutdown.
+-- ARGV: pod_id, instance. Returns 1 if this instance was registered.
+local P = 'seatkeeper:pool:'
+local pod = P .. 'pod:' .. ARGV[1]
+if redis.call('HGET', pod, 'instance') ~= ARGV[2] then
+  return 0
+end
+redis.call('DEL', pod, pod .. ':seats')
+redis.call('SREM', P .. 'pods', ARGV[1])
+return 1

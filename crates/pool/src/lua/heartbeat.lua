@@ -1,0 +1,80 @@
+-- seatkeeper pool: a pod registers (first call) and heartbeats (every call).
+-- ARGV: pod_id, instance, url, seats_total, ready (0|1), draining (0|1),
+--       held (the pod's own session count), claim_ttl_ms, ttl_ms,
+--       max_epoch (highest epoch the pod has seen), then pairs
+--       slot, epoch for every lease the pod holds.
+-- Returns {status, registered_now, lapsed, fenced, resynced} with status
+-- 'ok' or 'conflict' (another live instance owns this pod id).
+local P = 'seatkeeper:pool:'
+local id, inst = ARGV[1], ARGV[2]
+local pod = P .. 'pod:' .. id
+local seats = pod .. ':seats'
+local ttl = tonumber(ARGV[9])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local cur = redis.call('HGET', pod, 'instance')
+if cur and cur ~= inst then
+  return {'conflict', 0, 0, 0, 0}
+end
+local fresh = 0
+if not cur then
+  -- A new registration: nothing of an earlier incarnation survives; held
+  -- seats come back from the leases below.
+  fresh = 1
+  redis.call('DEL', seats)
+  redis.call('HSET', pod, 'instance', inst, 'registered_ms', now, 'lapsed', 0, 'last_claim_ms', 0)
+end
+redis.call('HSET', pod, 'url', ARGV[3], 'seats_total', ARGV[4], 'ready', ARGV[5],
+  'draining', ARGV[6], 'held', ARGV[7], 'claim_ttl_ms', ARGV[8], 'heartbeat_ms', now)
+redis.call('SADD', P .. 'pods', id)
+
+-- Epochs never go backwards, even when Redis restarted without its data.
+local ek = P .. 'epoch'
+if tonumber(redis.call('GET', ek) or '0') < tonumber(ARGV[10]) then
+  redis.call('SET', ek, ARGV[10])
+end
+
+local mine = {}
+for i = 11, #ARGV, 2 do
+  mine[ARGV[i]] = tonumber(ARGV[i + 1])
+end
+local lapsed, fenced, resynced = 0, 0, 0
+local all = redis.call('HGETALL', seats)
+for i = 1, #all, 2 do
+  local slot = all[i]
+  local st, e, x, h = string.match(all[i + 1], '^(%a):(%d+):(%d+):(%x*)$')
+  e = tonumber(e)
+  local m = mine[slot]
+  if st == 'c' and tonumber(x) <= now then
+    redis.call('HDEL', seats, slot)
+    lapsed = lapsed + 1
+  elseif m then
+    if e == m then
+      if st ~= 'h' then
+        redis.call('HSET', seats, slot, 'h:' .. e .. ':' .. now .. ':' .. h)
+      end
+      mine[slot] = nil
+    elseif e > m then
+      -- A newer claim owns the slot: our lease is stale and is fenced off.
+      fenced = fenced + 1
+      mine[slot] = nil
+    end
+    -- else: Redis holds an older epoch than our lease; ours wins below.
+  elseif st == 'h' then
+    -- Held in Redis but not by any live lease: a release that never
+    -- arrived. The pod is the authority on its own sessions.
+    redis.call('HDEL', seats, slot)
+    resynced = resynced + 1
+  end
+end
+for slot, e in pairs(mine) do
+  -- Re-publish held seats Redis lost (a restart without persistence).
+  redis.call('HSET', seats, slot, 'h:' .. e .. ':' .. now .. ':')
+end
+
+lapsed = lapsed + (tonumber(redis.call('HGET', pod, 'lapsed')) or 0)
+redis.call('HSET', pod, 'lapsed', 0)
+redis.call('PEXPIRE', pod, ttl)
+redis.call('PEXPIRE', seats, ttl)
+return {'ok', fresh, lapsed, fenced, resynced}

@@ -1,0 +1,595 @@
+//! The seat pool against a real redis-server: registration, claims,
+//! tokens, lapses, releases, dead pods, outages, fencing, the allocator.
+
+#[path = "support/pods.rs"]
+mod pods;
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use pods::{config, wait_until, Pod, TTL};
+use redis_server::RedisServer;
+use seatkeeper_pool::{
+    claim, ls, Claim, ClaimError, PodAgent, PodStatus, PoolClient, Refusal, TokenProblem,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// One heartbeat interval plus slack for a loaded two-core machine.
+const HEARTBEAT_SLACK: Duration = Duration::from_millis(333 + 400);
+
+async fn free_seats(url: &str) -> u32 {
+    ls(url).await.unwrap().iter().map(|p| p.seats_free).sum()
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_register_and_ls_shows_them() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let a = Pod::start(config(&url, "pod-a", 1)).await;
+    let _b = Pod::start(config(&url, "pod-b", 3)).await;
+
+    let pods = ls(&url).await.unwrap();
+    assert_eq!(pods.len(), 2);
+    assert_eq!(pods[0].pod_id, "pod-a");
+    assert_eq!(pods[0].url, "ws://pod-a.test:1318/ws");
+    assert_eq!((pods[0].seats_total, pods[0].seats_free), (1, 1));
+    assert_eq!((pods[1].seats_total, pods[1].seats_free), (3, 3));
+    assert!(pods
+        .iter()
+        .all(|p| p.ready && !p.lock_held && p.age_ms < 5_000));
+
+    let json = serde_json::to_value(&pods[0]).unwrap();
+    let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "age_ms",
+            "lockHeld",
+            "pod_id",
+            "ready",
+            "seats_free",
+            "seats_total",
+            "url"
+        ]
+    );
+
+    // A draining pod stays listed but is not ready and gets no claims.
+    a.set_draining(true);
+    wait_until(Duration::from_secs(2), "pod-a not ready", || async {
+        !ls(&url).await.unwrap()[0].ready
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(claim(&url).await.unwrap().pod_id, "pod-b");
+    }
+    assert!(matches!(claim(&url).await, Err(ClaimError::NoFreeSeat)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_racing_claims_for_two_seats_get_exactly_two() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let a = Pod::start(config(&url, "pod-a", 1)).await;
+    let b = Pod::start(config(&url, "pod-b", 1)).await;
+    let c = Pod::start(config(&url, "pod-c", 1)).await;
+    c.set_draining(true);
+    wait_until(Duration::from_secs(2), "pod-c not ready", || async {
+        free_seats(&url).await == 3 && !ls(&url).await.unwrap()[2].ready
+    })
+    .await;
+
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { claim(&url).await })
+        })
+        .collect();
+    let mut granted: Vec<Claim> = Vec::new();
+    let mut refused = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(c) => granted.push(c),
+            Err(ClaimError::NoFreeSeat) => refused += 1,
+            Err(e) => panic!("unexpected claim error: {e}"),
+        }
+    }
+    assert_eq!((granted.len(), refused), (2, 18));
+    let pods: HashSet<_> = granted.iter().map(|c| c.pod_id.as_str()).collect();
+    assert_eq!(pods, HashSet::from(["pod-a", "pod-b"]));
+    assert_ne!(granted[0].seat_token, granted[1].seat_token);
+    assert!(granted.iter().all(|c| c.seat_token.len() == 64));
+    assert!(granted.iter().all(|c| c.expires_in_s == 30.0));
+
+    // The claim line is exactly the contract's four fields.
+    let line = serde_json::to_value(&granted[0]).unwrap();
+    assert_eq!(line.as_object().unwrap().len(), 4);
+
+    // Each token is good on its own pod, once.
+    let mut leases = Vec::new();
+    for claim in &granted {
+        let pod = if claim.pod_id == "pod-a" { &a } else { &b };
+        leases.push(pod.agent.redeem(&claim.seat_token).await.unwrap());
+    }
+    assert!(leases.iter().all(|l| l.slot() == 0));
+    assert_eq!(
+        free_seats(&url).await,
+        1,
+        "only draining pod-c has a free seat"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pod_missing_and_reused_tokens_are_refused() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let a = Pod::start(config(&url, "pod-a", 1)).await;
+    let b = Pod::start(config(&url, "pod-b", 1)).await;
+
+    let granted = claim(&url).await.unwrap();
+    let (mine, other) = if granted.pod_id == "pod-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let bad = |r: Result<_, Refusal>| match r {
+        Err(refusal @ Refusal::BadSeatToken(problem)) => {
+            assert_eq!(refusal.code(), "bad_seat_token");
+            problem
+        }
+        other => panic!("expected bad_seat_token, got {other:?}"),
+    };
+
+    assert_eq!(
+        bad(other.agent.redeem(&granted.seat_token).await),
+        TokenProblem::Unknown
+    );
+    assert_eq!(bad(mine.agent.redeem("").await), TokenProblem::Missing);
+    assert_eq!(
+        bad(mine.agent.redeem("short").await),
+        TokenProblem::Malformed
+    );
+    let forged = "0".repeat(64);
+    assert_eq!(bad(mine.agent.redeem(&forged).await), TokenProblem::Unknown);
+
+    let lease = mine.agent.redeem(&granted.seat_token).await.unwrap();
+    assert_eq!(
+        bad(mine.agent.redeem(&granted.seat_token).await),
+        TokenProblem::Used
+    );
+    drop(lease);
+    // Released: the token is gone for good.
+    wait_until(HEARTBEAT_SLACK, "seat back", || async {
+        free_seats(&url).await == 2
+    })
+    .await;
+    assert_eq!(
+        bad(mine.agent.redeem(&granted.seat_token).await),
+        TokenProblem::Unknown
+    );
+
+    let m = mine.agent.metrics();
+    assert_eq!(m.redeemed.load(Ordering::Relaxed), 1);
+    assert_eq!(m.redeem_bad_token.load(Ordering::Relaxed), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unredeemed_claim_lapses_and_its_seat_returns() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let mut cfg = config(&url, "pod-a", 1);
+    cfg.claim_ttl = Duration::from_secs(1);
+    let a = Pod::start(cfg).await;
+
+    let first = claim(&url).await.unwrap();
+    assert_eq!(first.expires_in_s, 1.0);
+    assert!(matches!(claim(&url).await, Err(ClaimError::NoFreeSeat)));
+    assert_eq!(free_seats(&url).await, 0);
+
+    let took = wait_until(Duration::from_secs(3), "claim lapsed", || async {
+        free_seats(&url).await == 1
+    })
+    .await;
+    assert!(
+        took > Duration::from_millis(700),
+        "lapsed too early: {took:?}"
+    );
+
+    let second = claim(&url).await.unwrap();
+    assert_eq!(second.pod_id, "pod-a");
+    assert!(matches!(
+        a.agent.redeem(&first.seat_token).await,
+        Err(Refusal::BadSeatToken(
+            TokenProblem::Unknown | TokenProblem::Expired
+        ))
+    ));
+    let lease = a.agent.redeem(&second.seat_token).await.unwrap();
+    wait_until(Duration::from_secs(2), "lapse counted", || async {
+        a.agent.metrics().lapsed.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    drop(lease);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_lease_returns_its_seat_within_a_heartbeat() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let a = Pod::start(config(&url, "pod-a", 1)).await;
+
+    let lease = a
+        .agent
+        .redeem(&claim(&url).await.unwrap().seat_token)
+        .await
+        .unwrap();
+    let row = &ls(&url).await.unwrap()[0];
+    assert!(row.lock_held);
+    assert_eq!(row.seats_free, 0);
+    assert!(matches!(claim(&url).await, Err(ClaimError::NoFreeSeat)));
+
+    drop(lease);
+    wait_until(HEARTBEAT_SLACK, "seat back after drop", || async {
+        claim(&url).await.is_ok()
+    })
+    .await;
+    // The release script usually frees it; a heartbeat that ran between
+    // the drop and the release message frees it by re-sync instead.
+    let m = a.agent.metrics();
+    let freed = m.released.load(Ordering::Relaxed) + m.resynced.load(Ordering::Relaxed);
+    assert_eq!(freed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_release_is_repaired_by_the_heartbeat() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let a = Pod::start(config(&url, "pod-a", 2)).await;
+
+    // A held seat in Redis that no live lease owns: what a release lost on
+    // a full queue (or a lease dropped while Redis was away) leaves behind.
+    let mut conn = raw(&url).await;
+    let _: () = redis::cmd("HSET")
+        .arg("seatkeeper:pool:pod:pod-a:seats")
+        .arg(1)
+        .arg("h:7:0:")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(free_seats(&url).await, 1);
+    wait_until(HEARTBEAT_SLACK, "orphan seat freed", || async {
+        free_seats(&url).await == 2
+    })
+    .await;
+    assert_eq!(a.agent.metrics().resynced.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_pod_leaves_at_once_and_a_killed_one_within_its_ttl() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+
+    // Clean stop: the pod removes itself.
+    let a = Pod::start(config(&url, "pod-a", 1)).await;
+    a.shutdown.cancel();
+    a.agent.stopped().await;
+    assert!(ls(&url).await.unwrap().is_empty());
+
+    // Killed: its runtime vanishes mid-flight, no goodbye. The record
+    // expires within the TTL and claims stop seeing it.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = config(&url, "pod-k", 1);
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let ready = PodStatus {
+                seats_held: 0,
+                engine_ready: true,
+                draining: false,
+            };
+            let agent = PodAgent::start(cfg, move || ready, CancellationToken::new()).unwrap();
+            while !agent.registered() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            ready_tx.send(()).unwrap();
+            let _ = kill_rx.await;
+        });
+        drop(rt);
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(ls(&url).await.unwrap().len(), 1);
+    kill_tx.send(()).unwrap();
+    thread.join().unwrap();
+    let gone = wait_until(
+        TTL + Duration::from_millis(500),
+        "killed pod gone",
+        || async { ls(&url).await.unwrap().is_empty() },
+    )
+    .await;
+    assert!(gone <= TTL + Duration::from_millis(100), "took {gone:?}");
+    assert!(matches!(claim(&url).await, Err(ClaimError::NoFreeSeat)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_refuses_new_sessions_keeps_old_ones_and_never_double_grants() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let a = Pod::start(config(&url, "pod-a", 1)).await;
+    let b = Pod::start(config(&url, "pod-b", 1)).await;
+    let granted = claim(&url).await.unwrap();
+    let (holder, other) = if granted.pod_id == "pod-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let lease = holder.agent.redeem(&granted.seat_token).await.unwrap();
+    let pending = claim(&url).await.unwrap();
+    assert_eq!(pending.pod_id, other.agent.pod_id());
+
+    redis.stop();
+    wait_until(Duration::from_secs(3), "agents see the outage", || async {
+        !a.agent.redis_ok() && !b.agent.redis_ok()
+    })
+    .await;
+    let refusal = other.agent.redeem(&pending.seat_token).await.unwrap_err();
+    assert_eq!(refusal.code(), "pool_unavailable");
+    assert!(matches!(claim(&url).await, Err(ClaimError::Pool(_))));
+
+    redis.restart();
+    wait_until(Duration::from_secs(3), "agents re-register", || async {
+        a.agent.registered() && b.agent.registered()
+    })
+    .await;
+    assert_eq!(
+        holder.agent.metrics().registrations.load(Ordering::Relaxed),
+        2
+    );
+    // The claim from before the outage died with Redis's data.
+    assert!(matches!(
+        other.agent.redeem(&pending.seat_token).await,
+        Err(Refusal::BadSeatToken(TokenProblem::Unknown))
+    ));
+
+    // The held seat was re-published with the registration: racing claims
+    // find exactly one free seat, on the other pod.
+    let racers: Vec<_> = (0..10)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { claim(&url).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for r in racers {
+        if let Ok(c) = r.await.unwrap() {
+            winners.push(c);
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(winners[0].pod_id, other.agent.pod_id());
+    let rows = ls(&url).await.unwrap();
+    let held_row = rows
+        .iter()
+        .find(|r| r.pod_id == holder.agent.pod_id())
+        .unwrap();
+    assert!(held_row.lock_held);
+
+    // Epochs did not restart with Redis: the next claim on the holder's
+    // seat fences strictly above the surviving lease.
+    let old_epoch = lease.epoch();
+    drop(lease);
+    let deadline = std::time::Instant::now() + HEARTBEAT_SLACK;
+    let next = loop {
+        if let Ok(c) = claim(&url).await {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "held seat not back after drop"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(next.pod_id, holder.agent.pod_id());
+    let newer = holder.agent.redeem(&next.seat_token).await.unwrap();
+    assert!(
+        newer.epoch() > old_epoch,
+        "{} <= {old_epoch}",
+        newer.epoch()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_epoch_cannot_free_a_newer_claims_seat() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let a = Pod::start(config(&url, "pod-a", 1)).await;
+    let stale = a
+        .agent
+        .redeem(&claim(&url).await.unwrap().seat_token)
+        .await
+        .unwrap();
+
+    // A failover to a replica that missed the redeem: slot 0 was claimed
+    // again, under a newer epoch, while the pod still holds the old lease.
+    let newer_epoch = stale.epoch() + 100;
+    let token = "a-token-from-the-failed-over-side-0123456789";
+    let hash: String = Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut conn = raw(&url).await;
+    let seats = "seatkeeper:pool:pod:pod-a:seats";
+    let entry = format!("c:{newer_epoch}:99999999999999:{hash}");
+    let _: () = redis::cmd("HSET")
+        .arg(seats)
+        .arg(0)
+        .arg(&entry)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // The heartbeat does not re-publish the stale lease over it...
+    wait_until(
+        HEARTBEAT_SLACK,
+        "heartbeat fences the stale lease",
+        || async { a.agent.metrics().fenced.load(Ordering::Relaxed) >= 1 },
+    )
+    .await;
+    // ...and the stale holder's release does not free it.
+    drop(stale);
+    wait_until(HEARTBEAT_SLACK, "release fenced", || async {
+        a.agent.metrics().fenced.load(Ordering::Relaxed) >= 2
+    })
+    .await;
+    let still: String = redis::cmd("HGET")
+        .arg(seats)
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(still, entry);
+    assert_eq!(a.agent.metrics().released.load(Ordering::Relaxed), 0);
+
+    // The newer claim is intact and redeemable.
+    let lease = a.agent.redeem(token).await.unwrap();
+    assert_eq!((lease.slot(), lease.epoch()), (0, newer_epoch));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allocator_serves_claims_over_http() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let _a = Pod::start(config(&url, "pod-a", 1)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn({
+        let (url, shutdown) = (url.clone(), shutdown.clone());
+        async move { seatkeeper_pool::allocator(&url, listener, shutdown).await }
+    });
+
+    let (status, body) = http(addr, "POST", "/claim").await;
+    assert_eq!(status, 200, "{body}");
+    let claim: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut keys: Vec<_> = claim.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["expires_in_s", "pod_id", "seat_token", "url"]);
+    assert_eq!(claim["pod_id"], "pod-a");
+
+    let (status, body) = http(addr, "POST", "/claim").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"error":"no_free_seat"}"#)
+    );
+    let (status, body) = http(addr, "GET", "/nope").await;
+    assert_eq!((status, body.as_str()), (404, r#"{"error":"not_found"}"#));
+    let (status, _) = http(addr, "GET", "/claim").await;
+    assert_eq!(status, 405);
+    let (status, body) = http(addr, "GET", "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("seatkeeper_pool_claims_total{outcome=\"granted\"} 1\n"),
+        "{body}"
+    );
+    assert!(body.contains("seatkeeper_pool_claims_total{outcome=\"no_free_seat\"} 1\n"));
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+/// One HTTP/1.1 request over a plain socket: (status, body).
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test -p seatkeeper-pool --test pool -- --ignored --nocapture"]
+async fn claims_per_second() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let mut pods = Vec::new();
+    for i in 0..20 {
+        pods.push(Pod::start(config(&url, &format!("pod-{i:02}"), 100)).await);
+    }
+    let client = PoolClient::new(&url).unwrap();
+    let n = 1_000;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        client.claim().await.unwrap();
+    }
+    let serial = start.elapsed();
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.claim().await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let parallel = start.elapsed();
+    println!(
+        "20 pods x 100 seats: {:.0} claims/s one at a time ({:.0} us each), {:.0} claims/s with {n} in flight",
+        f64::from(n) / serial.as_secs_f64(),
+        serial.as_secs_f64() * 1e6 / f64::from(n),
+        f64::from(n) / parallel.as_secs_f64()
+    );
+    assert!(matches!(client.claim().await, Err(ClaimError::NoFreeSeat)));
+}
+
+#[test]
+fn fleet_doc_quotes_the_claim_script() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FLEET.md"))
+        .expect("docs/FLEET.md");
+    assert!(
+        doc.contains(seatkeeper_pool::scripts::CLAIM_LUA.trim_end()),
+        "docs/FLEET.md must quote crates/pool/src/lua/claim.lua verbatim"
+    );
+}
