@@ -21,7 +21,8 @@
 //! - `messages`: the JSON messages, both directions.
 //! - `listen`: binding the socket, accepting connections.
 //! - `serve`: one connection's handshake, reader loop and writer task.
-//! - `conn`: one connection's state: sessions by handle, the write queue.
+//! - `conn`: one connection's state: sessions by handle, the write queue;
+//!   `conn/incoming`: what it does with each message from the engine.
 //! - `forward`: opening a session and forwarding its control messages.
 
 pub mod frame;

@@ -1,5 +1,5 @@
-//! One engine connection's shared state: its sessions by handle, the write
-//! queue, and what the reader does with each incoming message.
+//! One engine connection's shared state: its sessions by handle and the
+//! write queue. What the reader does with each message is in `incoming`.
 //!
 //! Locks here are plain `std::sync::Mutex`es held for a map look-up and
 //! never across an `.await`; the only waiting is done by the reader (on the
@@ -14,13 +14,14 @@ use std::{
 };
 
 use bytes::Bytes;
-use seatkeeper_protocol::slice::{Frame, FLAG_DROPPABLE, FLAG_KEYFRAME};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{frame, frame::SliceHead, messages::FromEngine, messages::ToEngine, Status};
-use crate::{session::FailureReporter, EngineError, EngineSession, Slice, SliceSink};
+use super::{frame, messages::ToEngine, Status};
+use crate::{session::FailureReporter, EngineError, EngineSession, SliceSink};
+
+mod incoming;
 
 /// How many ended session ids a connection remembers, so that a late
 /// message about one of them is ignored instead of taken for a protocol error.
@@ -287,137 +288,6 @@ impl Conn {
         }
         self.closed.cancel();
     }
-
-    /// Handles one slice from the engine.
-    pub(super) fn on_slice(&self, head: SliceHead, frame: Frame) -> Result<(), ProtocolError> {
-        let sink = {
-            let st = self.state();
-            match st.sessions.get(&head.handle) {
-                Some(entry) => Some(entry.sink.clone()),
-                None if head.handle == 0 || head.handle >= st.next_handle => {
-                    return Err(ProtocolError::UnknownHandle(head.handle))
-                }
-                None => None,
-            }
-        };
-        let Some(sink) = sink else {
-            // The session ended while this slice was on its way.
-            self.discarded.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        };
-        self.slices.fetch_add(1, Ordering::Relaxed);
-        sink.push(Slice {
-            kind: head.kind,
-            // Only the flags the client protocol defines reach the client.
-            flags: head.flags & (FLAG_DROPPABLE | FLAG_KEYFRAME),
-            timestamp_us: head.timestamp_us,
-            frame,
-        });
-        Ok(())
-    }
-
-    /// Handles one JSON message after the `hello`.
-    pub(super) fn on_json(self: &Arc<Self>, body: &[u8]) -> Result<(), ProtocolError> {
-        match serde_json::from_slice::<FromEngine>(body)? {
-            FromEngine::Hello { .. } => return Err(ProtocolError::Unexpected("a second hello")),
-            FromEngine::Warm { warm } => {
-                tracing::info!(conn = self.id, engine = %self.hello.name, warm, "engine warmth changed");
-                self.warm.store(warm, Ordering::Relaxed);
-            }
-            FromEngine::SessionReady { session_id, info } => self.on_ready(&session_id, info)?,
-            FromEngine::SessionError {
-                session_id,
-                code,
-                message,
-            } => {
-                let handle = self.state().lookup(&session_id)?;
-                if let Some(h) = handle {
-                    tracing::info!(
-                        conn = self.id,
-                        session_id,
-                        code,
-                        message,
-                        "engine refused a session"
-                    );
-                    self.fail(h, EngineError::Failed(describe(&code, &message)));
-                }
-            }
-            FromEngine::Error {
-                session_id: Some(session_id),
-                code,
-                message,
-            } => {
-                let handle = self.state().lookup(&session_id)?;
-                if let Some(h) = handle {
-                    tracing::warn!(
-                        conn = self.id,
-                        session_id,
-                        code,
-                        message,
-                        "engine failed a session"
-                    );
-                    self.fail(h, EngineError::Failed(describe(&code, &message)));
-                }
-            }
-            FromEngine::Error {
-                session_id: None,
-                code,
-                message,
-            } => {
-                tracing::warn!(conn = self.id, engine = %self.hello.name, code, message, "engine reported an error");
-            }
-            FromEngine::Stats { session_id, fields } => {
-                if let Some(id) = &session_id {
-                    self.state().lookup(id)?;
-                }
-                tracing::debug!(conn = self.id, ?session_id, stats = ?fields, "engine stats");
-                self.state().stats = Some(fields);
-            }
-            FromEngine::Unknown => {
-                tracing::debug!(conn = self.id, "ignoring an engine message of unknown type");
-            }
-        }
-        Ok(())
-    }
-
-    /// `session_ready`: the opening session becomes live and `open` returns it.
-    fn on_ready(
-        self: &Arc<Self>,
-        session_id: &str,
-        info: Map<String, Value>,
-    ) -> Result<(), ProtocolError> {
-        let (handle, tx, session, control) = {
-            let mut st = self.state();
-            let Some(handle) = st.lookup(session_id)? else {
-                return Ok(());
-            };
-            let entry = st.sessions.get_mut(&handle).expect("looked up");
-            if matches!(entry.phase, Phase::Live(_)) {
-                tracing::warn!(
-                    conn = self.id,
-                    session_id,
-                    "ignoring a second session_ready"
-                );
-                return Ok(());
-            }
-            let (session, side) = EngineSession::pair(Value::Object(info));
-            let (control, reporter) = side.split();
-            match std::mem::replace(&mut entry.phase, Phase::Live(reporter)) {
-                Phase::Opening(tx) => (handle, tx, session, control),
-                Phase::Live(_) => unreachable!("checked above"),
-            }
-        };
-        tokio::spawn(super::forward::run(
-            self.clone(),
-            handle,
-            session_id.to_owned(),
-            control,
-        ));
-        // If `open` gave up meanwhile, the session comes back and is dropped
-        // here, which the forwarder turns into `session_end` (`closed`).
-        let _ = tx.send(Ok(session));
-        Ok(())
-    }
 }
 
 /// Tells a removed session's waiter why it is over.
@@ -427,13 +297,5 @@ fn report(entry: Entry, err: EngineError) {
             let _ = tx.send(Err(err));
         }
         Phase::Live(reporter) => reporter.fail(err),
-    }
-}
-
-fn describe(code: &str, message: &str) -> String {
-    match (code.is_empty(), message.is_empty()) {
-        (true, _) => message.to_owned(),
-        (false, true) => code.to_owned(),
-        (false, false) => format!("{code}: {message}"),
     }
 }
