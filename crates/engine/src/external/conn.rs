@@ -274,6 +274,9 @@ impl Conn {
             st.dead = true;
             st.sessions.drain().map(|(_, e)| e).collect()
         };
+        // Not ready any more before any session hears of the failure, so a
+        // server reacting to `failed()` never sees a ready engine.
+        self.closed.cancel();
         if !entries.is_empty() {
             tracing::warn!(
                 conn = self.id,
@@ -286,7 +289,6 @@ impl Conn {
         for entry in entries {
             report(entry, err.clone());
         }
-        self.closed.cancel();
     }
 }
 
