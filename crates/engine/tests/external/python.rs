@@ -194,3 +194,19 @@ async fn garbage_from_a_stranger_leaves_the_live_engine_alone() {
     eventually("slices to keep flowing", SOON, || sink.len() >= seen + 2).await;
     assert_eq!(engine.status().name.as_deref(), Some("sine"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_started_first_waits_for_the_server() {
+    let path = sock_path("early");
+    let addr = format!("unix:{path}");
+    let _py = PyEngine::sine(&addr);
+    // Let it fail to connect at least once.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let engine = external::bind(&EngineSpec::Unix(path)).await.expect("bind");
+    ready(&engine).await;
+    let sink = Arc::new(Collect::default());
+    let _s = open(&engine, "s-early", json!({}), sink.clone())
+        .await
+        .unwrap();
+    eventually("slices", SOON, || sink.len() >= 1).await;
+}
