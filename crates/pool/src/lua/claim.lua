@@ -23,34 +23,25 @@ for _, id in ipairs(redis.call('SMEMBERS', P .. 'pods')) do
   if not f[1] then
     -- The record expired: the pod stopped heartbeating. Forget it.
     redis.call('SREM', P .. 'pods', id)
-  else
-    local seats = pod .. ':seats'
-    local occupied, claimed, lapsed = 0, 0, 0
-    local all = redis.call('HGETALL', seats)
-    for i = 1, #all, 2 do
-      local st, x, h = string.match(all[i + 1], '^(%a):%d+:(%d+):(%x*)$')
-      if h == hash then
-        return redis.error_reply('ERR seat token hash already in use')
-      end
-      if st == 'c' and tonumber(x) <= now then
-        -- Lapse sweep: an unredeemed claim past its deadline frees its seat.
-        redis.call('HDEL', seats, all[i])
-        lapsed = lapsed + 1
-      else
-        occupied = occupied + 1
-        if st == 'c' then claimed = claimed + 1 end
-      end
+  elseif f[3] == '1' then
+    local seats, claims = pod .. ':seats', pod .. ':claims'
+    -- Lapse sweep against Redis TIME: an unredeemed claim past its
+    -- deadline frees its seat now, not when some notification arrives.
+    local lapsed = redis.call('ZRANGEBYSCORE', claims, '-inf', now)
+    for _, slot in ipairs(lapsed) do
+      local v = redis.call('HGET', seats, slot)
+      if v and string.sub(v, 1, 2) == 'c:' then redis.call('HDEL', seats, slot) end
+      redis.call('ZREM', claims, slot)
     end
-    if lapsed > 0 then redis.call('HINCRBY', pod, 'lapsed', lapsed) end
-    if f[3] == '1' then
-      -- The pod's own count of sessions guards against a seats hash that
-      -- lost entries (a failover to a stale replica): take the larger.
-      local total = tonumber(f[2]) or 0
-      local free = total - math.max(occupied, (tonumber(f[4]) or 0) + claimed)
-      local last = tonumber(f[5]) or 0
-      if free > 0 and (not best or free > best_free or (free == best_free and last < best_last)) then
-        best, best_free, best_last = id, free, last
-      end
+    if #lapsed > 0 then redis.call('HINCRBY', pod, 'lapsed', #lapsed) end
+    -- The pod's own count of sessions is a floor, so a seats hash that
+    -- lost entries (a failover to a stale replica) cannot look free.
+    local total = tonumber(f[2]) or 0
+    local taken = math.max(redis.call('HLEN', seats), (tonumber(f[4]) or 0) + redis.call('ZCARD', claims))
+    local free = total - taken
+    local last = tonumber(f[5]) or 0
+    if free > 0 and (not best or free > best_free or (free == best_free and last < best_last)) then
+      best, best_free, best_last = id, free, last
     end
   end
 end
@@ -59,7 +50,7 @@ if not best then
 end
 
 local pod = P .. 'pod:' .. best
-local seats = pod .. ':seats'
+local seats, claims = pod .. ':seats', pod .. ':claims'
 local f = redis.call('HMGET', pod, 'url', 'seats_total', 'claim_ttl_ms')
 local slot
 for s = 0, tonumber(f[2]) - 1 do
@@ -72,9 +63,14 @@ if not slot then
   return cjson.encode({error = 'no_free_seat'})
 end
 local ttl = tonumber(f[3])
+local deadline = now + ttl
 local epoch = redis.call('INCR', P .. 'epoch')
-redis.call('HSET', seats, slot, 'c:' .. epoch .. ':' .. (now + ttl) .. ':' .. hash)
+redis.call('HSET', seats, slot, 'c:' .. epoch .. ':' .. deadline .. ':' .. hash)
+redis.call('ZADD', claims, deadline, slot)
 local pttl = redis.call('PTTL', pod)
-if pttl > 0 then redis.call('PEXPIRE', seats, pttl) end
+if pttl > 0 then
+  redis.call('PEXPIRE', seats, pttl)
+  redis.call('PEXPIRE', claims, pttl)
+end
 redis.call('HSET', pod, 'last_claim_ms', now)
 return cjson.encode({pod_id = best, url = f[1], expires_in_ms = ttl, epoch = epoch, slot = slot})

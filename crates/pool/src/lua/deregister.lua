@@ -5,6 +5,6 @@ local pod = P .. 'pod:' .. ARGV[1]
 if redis.call('HGET', pod, 'instance') ~= ARGV[2] then
   return 0
 end
-redis.call('DEL', pod, pod .. ':seats')
+redis.call('DEL', pod, pod .. ':seats', pod .. ':claims')
 redis.call('SREM', P .. 'pods', ARGV[1])
 return 1

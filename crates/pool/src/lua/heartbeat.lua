@@ -1,14 +1,14 @@
 -- seatkeeper pool: a pod registers (first call) and heartbeats (every call).
 -- ARGV: pod_id, instance, url, seats_total, ready (0|1), draining (0|1),
 --       held (the pod's own session count), claim_ttl_ms, ttl_ms,
---       max_epoch (highest epoch the pod has seen), then pairs
+--       max_epoch (highest epoch the pod holds), then pairs
 --       slot, epoch for every lease the pod holds.
 -- Returns {status, registered_now, lapsed, fenced, resynced} with status
 -- 'ok' or 'conflict' (another live instance owns this pod id).
 local P = 'seatkeeper:pool:'
 local id, inst = ARGV[1], ARGV[2]
 local pod = P .. 'pod:' .. id
-local seats = pod .. ':seats'
+local seats, claims = pod .. ':seats', pod .. ':claims'
 local ttl = tonumber(ARGV[9])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -22,7 +22,7 @@ if not cur then
   -- A new registration: nothing of an earlier incarnation survives; held
   -- seats come back from the leases below.
   fresh = 1
-  redis.call('DEL', seats)
+  redis.call('DEL', seats, claims)
   redis.call('HSET', pod, 'instance', inst, 'registered_ms', now, 'lapsed', 0, 'last_claim_ms', 0)
 end
 redis.call('HSET', pod, 'url', ARGV[3], 'seats_total', ARGV[4], 'ready', ARGV[5],
@@ -47,12 +47,15 @@ for i = 1, #all, 2 do
   e = tonumber(e)
   local m = mine[slot]
   if st == 'c' and tonumber(x) <= now then
+    -- Lapse sweep against Redis TIME.
     redis.call('HDEL', seats, slot)
+    redis.call('ZREM', claims, slot)
     lapsed = lapsed + 1
   elseif m then
     if e == m then
       if st ~= 'h' then
         redis.call('HSET', seats, slot, 'h:' .. e .. ':' .. now .. ':' .. h)
+        redis.call('ZREM', claims, slot)
       end
       mine[slot] = nil
     elseif e > m then
@@ -66,15 +69,25 @@ for i = 1, #all, 2 do
     -- arrived. The pod is the authority on its own sessions.
     redis.call('HDEL', seats, slot)
     resynced = resynced + 1
+  elseif st == 'c' then
+    -- Keep the deadline index whole (ZADD of a present member is a no-op).
+    redis.call('ZADD', claims, x, slot)
   end
 end
 for slot, e in pairs(mine) do
   -- Re-publish held seats Redis lost (a restart without persistence).
   redis.call('HSET', seats, slot, 'h:' .. e .. ':' .. now .. ':')
+  redis.call('ZREM', claims, slot)
+end
+-- Drop index entries whose claim is gone.
+for _, slot in ipairs(redis.call('ZRANGE', claims, 0, -1)) do
+  local v = redis.call('HGET', seats, slot)
+  if not v or string.sub(v, 1, 2) ~= 'c:' then redis.call('ZREM', claims, slot) end
 end
 
 lapsed = lapsed + (tonumber(redis.call('HGET', pod, 'lapsed')) or 0)
 redis.call('HSET', pod, 'lapsed', 0)
 redis.call('PEXPIRE', pod, ttl)
 redis.call('PEXPIRE', seats, ttl)
+redis.call('PEXPIRE', claims, ttl)
 return {'ok', fresh, lapsed, fenced, resynced}

@@ -9,26 +9,20 @@ for _, id in ipairs(redis.call('SMEMBERS', P .. 'pods')) do
   local pod = P .. 'pod:' .. id
   local f = redis.call('HMGET', pod, 'url', 'seats_total', 'ready', 'held', 'registered_ms')
   if f[1] then
-    local occupied, claimed, held = 0, 0, 0
-    local all = redis.call('HGETALL', pod .. ':seats')
-    for i = 1, #all, 2 do
-      local st, x = string.match(all[i + 1], '^(%a):%d+:(%d+):')
-      if st == 'h' then
-        occupied = occupied + 1
-        held = held + 1
-      elseif tonumber(x) > now then
-        occupied = occupied + 1
-        claimed = claimed + 1
-      end
-    end
-    local total = tonumber(f[2]) or 0
+    local seats, claims = pod .. ':seats', pod .. ':claims'
+    -- Lapsed claims not yet swept count as free: nothing here writes.
+    local entries = redis.call('HLEN', seats)
+    local claimed = redis.call('ZCARD', claims)
+    local live_claims = redis.call('ZCOUNT', claims, '(' .. now, '+inf')
+    local held = entries - claimed
     local held_local = tonumber(f[4]) or 0
-    local free = math.max(0, total - math.max(occupied, held_local + claimed))
+    local total = tonumber(f[2]) or 0
+    local taken = math.max(held + live_claims, held_local + live_claims)
     table.insert(out, cjson.encode({
       pod_id = id,
       url = f[1],
       seats_total = total,
-      seats_free = free,
+      seats_free = math.max(0, total - taken),
       lockHeld = (held > 0 or held_local > 0),
       ready = (f[3] == '1'),
       age_ms = math.max(0, now - (tonumber(f[5]) or now)),

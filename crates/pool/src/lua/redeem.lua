@@ -4,7 +4,7 @@
 -- {'refused', 'not_registered'|'unknown'|'used'|'expired', -1, 0}.
 local P = 'seatkeeper:pool:'
 local pod = P .. 'pod:' .. ARGV[1]
-local seats = pod .. ':seats'
+local seats, claims = pod .. ':seats', pod .. ':claims'
 local hash = ARGV[3]
 if redis.call('HGET', pod, 'instance') ~= ARGV[2] then
   return {'refused', 'not_registered', -1, 0}
@@ -20,10 +20,12 @@ for i = 1, #all, 2 do
     end
     if tonumber(x) <= now then
       redis.call('HDEL', seats, all[i])
+      redis.call('ZREM', claims, all[i])
       redis.call('HINCRBY', pod, 'lapsed', 1)
       return {'refused', 'expired', -1, 0}
     end
     redis.call('HSET', seats, all[i], 'h:' .. e .. ':' .. now .. ':' .. hash)
+    redis.call('ZREM', claims, all[i])
     return {'ok', '', tonumber(all[i]), tonumber(e)}
   end
 end
