@@ -10,7 +10,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Context;
 use clap::Parser;
-use seatkeeper_engine::{spec::built_in, EngineSpec};
+use seatkeeper_engine::external;
 use seatkeeper_server::Server;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -59,18 +59,28 @@ fn serve_main(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("seatkeeper: {e:#}");
-            ExitCode::from(1)
+            let config_error = e.downcast_ref::<BadConfig>().is_some();
+            ExitCode::from(if config_error { 2 } else { 1 })
         }
     }
 }
 
+/// A configuration that passed parsing but cannot be used (exit 2).
+#[derive(Debug)]
+struct BadConfig(String);
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadConfig {}
+
 async fn serve(args: ServeArgs, config: seatkeeper_server::Config) -> anyhow::Result<()> {
-    let engine = match &config.engine {
-        EngineSpec::Demo | EngineSpec::Synthetic { .. } => {
-            built_in(&config.engine).context("built-in engine")?
-        }
-        other => anyhow::bail!("engine {other} is not supported by this build"),
-    };
+    let engine = external::build(&config.engine)
+        .await
+        .map_err(|e| BadConfig(format!("cannot set up engine {}: {e}", config.engine)))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -253,6 +253,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
         Some(adm) => match adm.admit(hello.seat_token.clone()).await {
             Ok(lease) => Some(lease),
             Err(r) => {
+                drop(seat); // a refused hello holds no seat while it is told so
                 info!(peer = %info.peer, code = %r.code, "hello refused: {}", r.message);
                 return refuse_with(ws, &app, violation(close::POLICY, &r.code, r.message)).await;
             }
@@ -271,6 +272,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
     let engine = match opened {
         Ok(e) => e,
         Err(e) => {
+            drop(seat);
             info!(peer = %info.peer, "engine refused a session: {e}");
             return refuse_with(
                 ws,

@@ -106,6 +106,24 @@ impl Client {
         }
     }
 
+    /// The next slice with its payload (skipping text), acked; `None` on
+    /// timeout or close.
+    pub async fn next_payload(&mut self, limit: Duration) -> Option<(SliceHeader, Bytes)> {
+        let end = tokio::time::Instant::now() + limit;
+        loop {
+            let left = end.checked_duration_since(tokio::time::Instant::now())?;
+            match tokio::time::timeout(left, self.ws.next()).await.ok()?? {
+                Ok(Message::Binary(b)) => {
+                    let h = SliceHeader::decode(&b).expect("slice header");
+                    self.send(json!({"type": "ack", "seq": h.seq})).await;
+                    return Some((h, b.slice(20..)));
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
     /// Reads (and acks each slice when `ack`) for `dur`; returns slices seen
     /// and the last stats message.
     pub async fn stream_for(&mut self, dur: Duration, ack: bool) -> (u64, Option<Value>) {
