@@ -188,7 +188,16 @@ describe('seatkeeper web client in Chromium', { skip, concurrency: 1 }, () => {
     signal(pid, 'SIGCONT');
     stopped = stopped.filter((p) => p !== pid);
     const t1 = Date.now();
-    const back = await streaming(page, { timeoutMs: 30_000, what: 'the page to recover after SIGCONT' });
+    // Until the page hears of the reset it still says "streaming" with the
+    // old session: wait for a new session, or a resumed one, that streams.
+    const back = await waitFor(
+      async () => {
+        const x = await hook(page);
+        const moved = x && (x.sessionId !== h.sessionId || x.resumes > h.resumes);
+        return moved && x.state === 'streaming' && x.lastSeq > 0 ? x : null;
+      },
+      { timeoutMs: 30_000, what: 'the page to recover after SIGCONT' },
+    );
     const { later } = await ackingOnServer(server, back.sessionId, { timeoutMs: 15_000 });
     const recoverMs = Date.now() - t1;
     t.diagnostic(
