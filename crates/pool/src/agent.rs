@@ -97,8 +97,10 @@ impl Shared {
 
 impl PodAgent {
     /// Validates `cfg` and spawns the agent task on the current tokio
-    /// runtime. The first heartbeat (the registration) goes out at once;
-    /// poll [`PodAgent::registered`] to know when it landed.
+    /// runtime (call it from inside one). The first heartbeat (the
+    /// registration) goes out at once; poll [`PodAgent::registered`] to know
+    /// when it landed. `status` is called on every heartbeat; after changing
+    /// what it reports (e.g. starting to drain), call [`PodAgent::nudge`].
     pub fn start(
         cfg: PoolConfig,
         status: impl Fn() -> PodStatus + Send + Sync + 'static,

@@ -3,9 +3,9 @@
 //! A pod in pool mode runs a [`PodAgent`]: it registers, heartbeats every
 //! third of its TTL, turns a hello's seat token into a [`Lease`] with one
 //! atomic script, and releases the seat when the lease drops. Routers
-//! reserve seats with [`claim`] (or the HTTP [`allocator`], or the claim
+//! reserve seats with [`claim()`] (or the HTTP [`allocator()`], or the claim
 //! script from any Redis client, see `docs/FLEET.md`) and inspect the fleet
-//! with [`ls`]. Every change to the pool is one Lua script, so two claims
+//! with [`ls()`]. Every change to the pool is one Lua script, so two claims
 //! never get one seat; every claim carries a fencing epoch so a stale
 //! holder can never free a newer claim's seat; unredeemed claims lapse by a
 //! sweep against Redis `TIME`; Redis holds only SHA-256 hashes of tokens.
@@ -14,10 +14,10 @@
 //! - [`config`]: [`PoolConfig`] and its validation.
 //! - [`agent`]: [`PodAgent`], [`PodStatus`], [`Lease`], [`Refusal`]; the
 //!   agent task, its backoff.
-//! - [`claim`]: [`Claim`] and [`ClaimError`], the shapes a router sees.
-//! - [`ls`]: [`PodInfo`], one row of `pool ls`.
+//! - [`mod@claim`]: [`Claim`] and [`ClaimError`], the shapes a router sees.
+//! - [`mod@ls`]: [`PodInfo`], one row of `pool ls`.
 //! - [`client`]: [`PoolClient`] and the one-shot [`claim()`] / [`ls()`].
-//! - [`allocator`]: `POST /claim` over HTTP.
+//! - [`mod@allocator`]: `POST /claim` over HTTP.
 //! - [`metrics`]: [`PoolMetrics`], Prometheus counters.
 //! - [`scripts`]: the Lua scripts (`src/lua/*.lua`) and the key prefix.
 //! - `conn`: one cached connection with deadlines; `token`: minting and

@@ -4,11 +4,28 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use seatkeeper_pool::{PodAgent, PodStatus, PoolConfig};
+use seatkeeper_pool::{ls, PodAgent, PodStatus, PoolConfig};
 use tokio_util::sync::CancellationToken;
 
 /// Short TTLs keep the scenarios fast: heartbeats every ~333 ms.
 pub(crate) const TTL: Duration = Duration::from_secs(1);
+
+/// One heartbeat interval plus slack for a loaded two-core machine.
+pub(crate) const HEARTBEAT_SLACK: Duration = Duration::from_millis(333 + 400);
+
+/// Free seats over the whole pool, as `pool ls` counts them.
+pub(crate) async fn free_seats(url: &str) -> u32 {
+    ls(url).await.unwrap().iter().map(|p| p.seats_free).sum()
+}
+
+/// A plain connection, for the tests that play a failover by hand.
+pub(crate) async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
 
 pub(crate) fn config(redis_url: &str, pod_id: &str, seats: u32) -> PoolConfig {
     let mut cfg = PoolConfig::new(
