@@ -159,10 +159,9 @@ async fn a_redis_outage_refuses_new_sessions_keeps_old_ones_and_never_double_gra
         a.agent.registered() && b.agent.registered()
     })
     .await;
-    assert_eq!(
-        holder.agent.metrics().registrations.load(Ordering::Relaxed),
-        2
-    );
+    // Once at start, again after the restart (more only if the loaded
+    // machine stalled a heartbeat past the TTL).
+    assert!(holder.agent.metrics().registrations.load(Ordering::Relaxed) >= 2);
     // The claim from before the outage died with Redis's data.
     assert!(matches!(
         other.agent.redeem(&pending.seat_token).await,
