@@ -15,6 +15,7 @@ pub mod outbox;
 
 use std::{
     any::Any,
+    panic::AssertUnwindSafe,
     sync::{
         atomic::{AtomicU64, AtomicU8, Ordering::Relaxed},
         Arc, Mutex, MutexGuard,
@@ -23,6 +24,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use seatkeeper_engine::{Control, EngineError, EngineSession, Slice, SliceSink};
 use seatkeeper_liveness::Reason;
 use seatkeeper_protocol::{close, messages::Stats, ClientMsg, ServerMsg};
@@ -416,8 +418,41 @@ pub(crate) struct Owned {
     pub lease: Option<Box<dyn Any + Send>>,
 }
 
+/// The session task, guarded: if it panics, its seat is released by the
+/// unwinding (the seat guard is owned by the task) and its connection is
+/// closed with 1011 rather than left attached to nothing.
+pub(crate) async fn run_guarded(
+    session: Arc<Session>,
+    events: mpsc::Receiver<Event>,
+    owned: Owned,
+) {
+    let ran = AssertUnwindSafe(run(Arc::clone(&session), events, owned))
+        .catch_unwind()
+        .await;
+    if ran.is_err() {
+        tracing::error!(session_id = %session.id, "session task panicked; session ended");
+        session.app.metrics.ended("internal");
+        let conn = {
+            let mut slot = lock(&session.slot);
+            slot.closed = true;
+            slot.conn.take()
+        };
+        if let Some(conn) = conn {
+            conn.finish(ConnEnd::Server {
+                code: close::INTERNAL,
+                reason: "internal error".into(),
+                error: Some(ServerMsg::error(
+                    "internal",
+                    "the session failed inside the server",
+                )),
+            });
+        }
+        session.app.seat_released();
+    }
+}
+
 /// The session task.
-pub(crate) async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Owned) {
+async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Owned) {
     let Owned {
         seat,
         mut engine,

@@ -293,7 +293,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
         return; // unreachable: nothing can close a session before its task runs
     };
     info!(session_id = %session.id, peer = %info.peer, client_id = ?session.client_id, "session started");
-    app.tracker.spawn(session::run(
+    app.tracker.spawn(session::run_guarded(
         Arc::clone(&session),
         events,
         Owned {

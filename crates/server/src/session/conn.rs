@@ -7,6 +7,7 @@
 
 use std::{
     net::SocketAddr,
+    panic::AssertUnwindSafe,
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
         Arc, Mutex,
@@ -16,7 +17,7 @@ use std::{
 
 use futures_util::{
     stream::{SplitSink, SplitStream},
-    SinkExt, StreamExt,
+    FutureExt, SinkExt, StreamExt,
 };
 use hyper_util::rt::TokioIo;
 use seatkeeper_liveness::{Evidence, Hooks, SocketHandle};
@@ -30,7 +31,7 @@ use tokio_tungstenite::{
     WebSocketStream,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{outbox::Item, Event, Session};
 use crate::app::App;
@@ -204,18 +205,41 @@ impl Hooks for Conn {
 }
 
 /// Runs an attached connection until it ends, then reports to the session.
+/// A panic anywhere in it still reports (as a lost transport), so the
+/// session never waits on a connection that is gone.
 pub(crate) async fn run(ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generation: u64) {
+    let attached = AssertUnwindSafe(run_attached(ws, &session, &conn, generation))
+        .catch_unwind()
+        .await;
+    if attached.is_err() {
+        error!(session_id = %session.id, conn = conn.id, "connection task panicked; treating the transport as lost");
+        conn.socket.abort();
+        let end = ConnEnd::Lost("internal error".into());
+        conn.finish(end.clone());
+        let _ = session.events().try_send(Event::ConnEnded(conn.id, end));
+    }
+}
+
+async fn run_attached(ws: Ws, session: &Arc<Session>, conn: &Arc<Conn>, generation: u64) {
     let app = Arc::clone(&session.app);
     let watch = app.sampler.watch(Arc::clone(&conn.socket), conn.clone());
     let _ = session.events().send(Event::Attached(conn.id)).await;
     let (sink, mut stream) = ws.split();
-    let writer = tokio::spawn(write_loop(
+    let mut writer = tokio::spawn(write_loop(
         sink,
-        Arc::clone(&session),
-        Arc::clone(&conn),
+        Arc::clone(session),
+        Arc::clone(conn),
         generation,
     ));
-    read_loop(&mut stream, &session, &conn).await;
+    // Either side may end first; a writer that dies (even by panic) ends
+    // the reader too.
+    let early = tokio::select! {
+        _ = read_loop(&mut stream, session, conn) => None,
+        w = &mut writer => {
+            conn.finish(ConnEnd::Lost("writer ended".into()));
+            Some(w)
+        }
+    };
     drop(watch);
     let end = conn.ended();
     debug!(session_id = %session.id, conn = conn.id, end = ?end, "connection ending");
@@ -225,7 +249,10 @@ pub(crate) async fn run(ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generati
         .send(Event::ConnEnded(conn.id, end.clone()))
         .await;
     // The writer says goodbye within the close grace, or gives up.
-    let sink = writer.await.ok().flatten();
+    let sink = match early {
+        Some(w) => w.ok().flatten(),
+        None => writer.await.ok().flatten(),
+    };
     if end.abortive() {
         conn.socket.abort();
         return;
