@@ -23,6 +23,58 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the session server.
     Serve(Box<ServeArgs>),
+    /// The Redis seat pool: claim a seat, list pods, serve claims over HTTP.
+    Pool {
+        /// What to do with the pool.
+        #[command(subcommand)]
+        command: PoolCommand,
+    },
+    /// Stop a running server from taking new sessions and wait for its
+    /// sessions to end (a Kubernetes preStop hook).
+    Drain(DrainArgs),
+}
+
+/// `seatkeeper pool …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PoolCommand {
+    /// Reserve one free seat somewhere; print one JSON line (exit 3 when none).
+    Claim {
+        /// The pool's Redis.
+        #[arg(long)]
+        redis: String,
+    },
+    /// Print the pods as a JSON array.
+    Ls {
+        /// The pool's Redis.
+        #[arg(long)]
+        redis: String,
+    },
+    /// Serve `POST /claim` over HTTP for routers.
+    Allocator {
+        /// The pool's Redis.
+        #[arg(long)]
+        redis: String,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:1319")]
+        listen: SocketAddr,
+    },
+}
+
+/// `seatkeeper drain`.
+#[derive(Debug, Args)]
+pub(crate) struct DrainArgs {
+    /// The server's address.
+    #[arg(long, env = "SEATKEEPER_LISTEN", default_value = "127.0.0.1:1318")]
+    pub listen: SocketAddr,
+    /// Wait until no seat is held.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_s: u64,
+    /// Admin bearer token, when the server has one.
+    #[arg(long, env = "SEATKEEPER_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
 }
 
 /// Log line format.
@@ -86,6 +138,21 @@ pub(crate) struct ServeArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Join the Redis seat pool at this URL (redis://HOST:PORT).
+    #[arg(long, env = "SEATKEEPER_POOL")]
+    pub pool: Option<String>,
+    /// This pod's id in the pool.
+    #[arg(long, env = "SEATKEEPER_POD_ID")]
+    pub pod_id: Option<String>,
+    /// The WebSocket URL routers hand to clients for this pod.
+    #[arg(long, env = "SEATKEEPER_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// Seconds without a heartbeat before the pod leaves the pool.
+    #[arg(long, default_value_t = 5.0)]
+    pub pool_ttl_s: f64,
+    /// Seconds a claim may go unredeemed before its seat returns to the pool.
+    #[arg(long, default_value_t = 30.0)]
+    pub claim_ttl_s: f64,
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration, ConfigError> {
@@ -102,6 +169,32 @@ fn optional(d: Duration) -> Option<Duration> {
 }
 
 impl ServeArgs {
+    /// The pool settings, when `--pool` is given.
+    pub(crate) fn pool_config(
+        &self,
+        seats: u32,
+    ) -> Result<Option<seatkeeper_pool::PoolConfig>, ConfigError> {
+        let Some(url) = &self.pool else {
+            if self.pod_id.is_some() || self.advertise_url.is_some() {
+                return Err(ConfigError(
+                    "--pod-id and --advertise-url need --pool".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let (Some(pod_id), Some(advertise)) = (&self.pod_id, &self.advertise_url) else {
+            return Err(ConfigError(
+                "--pool needs --pod-id and --advertise-url".into(),
+            ));
+        };
+        let mut cfg =
+            seatkeeper_pool::PoolConfig::new(url.clone(), pod_id.clone(), advertise.clone(), seats);
+        cfg.ttl = seconds("pool-ttl-s", self.pool_ttl_s)?;
+        cfg.claim_ttl = seconds("claim-ttl-s", self.claim_ttl_s)?;
+        cfg.validate().map_err(|e| ConfigError(e.to_string()))?;
+        Ok(Some(cfg))
+    }
+
     /// The grace window: the flag, else either environment variable, else 30 s.
     fn stall_grace(&self) -> Result<Duration, ConfigError> {
         let value = match self.dead_client_stall_s {

@@ -2,16 +2,21 @@
 //! binding anything, and runs the chosen command.
 //!
 //! Exit codes: 0 clean shutdown, 1 runtime failure, 2 bad arguments or
-//! configuration (one line on stderr).
+//! configuration (one line on stderr), 3 `pool claim` found no free seat.
 
 mod cli;
+mod drain;
+mod pool;
 
-use std::{process::ExitCode, sync::Arc};
+use std::{
+    process::ExitCode,
+    sync::{Arc, OnceLock},
+};
 
 use anyhow::Context;
 use clap::Parser;
 use seatkeeper_engine::external;
-use seatkeeper_server::Server;
+use seatkeeper_server::{Config, Server};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -21,6 +26,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse(); // exits 2 on bad arguments
     match cli.command {
         Command::Serve(args) => serve_main(*args),
+        Command::Pool { command } => block_on(pool::run(command)),
+        Command::Drain(args) => block_on(drain::run(args)),
+    }
+}
+
+fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("seatkeeper: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -37,7 +57,10 @@ fn init_logging(format: LogFormat) {
 }
 
 fn serve_main(args: ServeArgs) -> ExitCode {
-    let config = match args.config() {
+    let config = args
+        .config()
+        .and_then(|c| Ok((args.pool_config(c.seats)?, c)));
+    let (pool, config) = match config {
         Ok(c) => c,
         Err(e) => {
             eprintln!("seatkeeper: {e}");
@@ -45,24 +68,16 @@ fn serve_main(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("seatkeeper: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+    block_on(async move {
+        match serve(args, config, pool).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("seatkeeper: {e:#}");
+                let config_error = e.downcast_ref::<BadConfig>().is_some();
+                ExitCode::from(if config_error { 2 } else { 1 })
+            }
         }
-    };
-    match runtime.block_on(serve(args, config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("seatkeeper: {e:#}");
-            let config_error = e.downcast_ref::<BadConfig>().is_some();
-            ExitCode::from(if config_error { 2 } else { 1 })
-        }
-    }
+    })
 }
 
 /// A configuration that passed parsing but cannot be used (exit 2).
@@ -77,7 +92,11 @@ impl std::fmt::Display for BadConfig {
 
 impl std::error::Error for BadConfig {}
 
-async fn serve(args: ServeArgs, config: seatkeeper_server::Config) -> anyhow::Result<()> {
+async fn serve(
+    args: ServeArgs,
+    config: Config,
+    pool: Option<seatkeeper_pool::PoolConfig>,
+) -> anyhow::Result<()> {
     let engine = external::build(&config.engine)
         .await
         .map_err(|e| BadConfig(format!("cannot set up engine {}: {e}", config.engine)))?;
@@ -85,13 +104,31 @@ async fn serve(args: ServeArgs, config: seatkeeper_server::Config) -> anyhow::Re
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = CancellationToken::new();
-    let server = Server::new(config, Arc::clone(&engine), None, shutdown.clone())?;
-    tokio::spawn(stop_on_signal(shutdown));
+    // The pod agent outlives the server's shutdown by its own token, so it
+    // can publish "draining" and then deregister.
+    let pool_shutdown = CancellationToken::new();
+    let late_app = Arc::new(OnceLock::new());
+    let (admission, agent) = match pool {
+        Some(cfg) => {
+            let (adm, agent) = pool::admission(cfg, Arc::clone(&late_app), pool_shutdown.clone())
+                .map_err(|e| BadConfig(e.to_string()))?;
+            (Some(adm), Some(agent))
+        }
+        None => (None, None),
+    };
+    let server = Server::new(config, engine, admission, shutdown.clone())?;
+    let _ = late_app.set(server.app());
+    tokio::spawn(stop_on_signal(shutdown.clone()));
     server.serve(listener).await?;
+    if let Some(agent) = agent {
+        pool_shutdown.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), agent.stopped()).await;
+    }
     Ok(())
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+pub(crate) async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -3,7 +3,7 @@
 use std::{
     any::Any,
     sync::{
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
         Arc,
     },
     time::Instant,
@@ -23,6 +23,8 @@ pub struct Refusal {
     pub code: String,
     /// What the client can act on.
     pub message: String,
+    /// The close code: 1008 for a bad token, 1013 for "try again later".
+    pub close_code: u16,
 }
 
 /// A lease the session holds until it ends (the pool's seat claim).
@@ -63,6 +65,8 @@ pub struct App {
     pub released: Notify,
     /// Process start.
     pub started: Instant,
+    /// Set by `POST /drain`: no fresh sessions, existing ones run out.
+    pub draining: AtomicBool,
     next_conn: AtomicU64,
 }
 
@@ -86,6 +90,7 @@ impl App {
             tracker: TaskTracker::new(),
             released: Notify::new(),
             started: Instant::now(),
+            draining: AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
         })
     }
@@ -109,6 +114,22 @@ impl App {
         seats.held < seats.total
             && self.engine.is_ready()
             && self.admission.as_ref().is_none_or(|a| a.ready())
+            && !self.is_draining()
+            && !self.shutdown.is_cancelled()
+    }
+
+    /// Whether the pod is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Relaxed)
+    }
+
+    /// Ready as a pool member: serving, engine warm, registered, not
+    /// draining — whether or not a seat is free, so a full fleet does not
+    /// look unavailable to the cluster.
+    pub fn member_ready(&self) -> bool {
+        self.engine.is_ready()
+            && self.admission.as_ref().is_none_or(|a| a.ready())
+            && !self.is_draining()
             && !self.shutdown.is_cancelled()
     }
 }

@@ -32,6 +32,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/sessions/{id}/cmd", post(command))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/readyz/pool", get(member_ready))
+        .route("/drain", post(drain))
         .route("/metrics", get(metrics))
         .merge(web::routes())
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
@@ -158,6 +160,38 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, body).into_response()
+}
+
+async fn member_ready(State(app): State<Arc<App>>) -> Response {
+    let ready = app.member_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"ready": ready, "draining": app.is_draining()})),
+    )
+        .into_response()
+}
+
+async fn drain(
+    State(app): State<Arc<App>>,
+    info: Option<Extension<ConnInfo>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse_admin(&app, &headers, info.as_deref()) {
+        return r;
+    }
+    app.draining.store(true, Relaxed);
+    app.seat_released(); // publish "draining" to the pool now
+    let seats = app.registry.count();
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"draining": true, "seats": {"total": seats.total, "held": seats.held}})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {

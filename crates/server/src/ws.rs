@@ -242,7 +242,12 @@ async fn next_message(
 }
 
 async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
-    let Some(mut seat) = app.registry.try_reserve() else {
+    let seat = if app.is_draining() {
+        None
+    } else {
+        app.registry.try_reserve()
+    };
+    let Some(mut seat) = seat else {
         app.metrics.busy.fetch_add(1, Relaxed);
         let busy = ServerMsg::Busy {
             retry_after_s: app.config.busy_retry_after.as_secs_f64(),
@@ -255,7 +260,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
             Err(r) => {
                 drop(seat); // a refused hello holds no seat while it is told so
                 info!(peer = %info.peer, code = %r.code, "hello refused: {}", r.message);
-                return refuse_with(ws, &app, violation(close::POLICY, &r.code, r.message)).await;
+                return refuse_with(ws, &app, violation(r.close_code, &r.code, r.message)).await;
             }
         },
         None => None,
