@@ -130,6 +130,29 @@ describe('seatkeeper web client in Chromium', { skip, concurrency: 1 }, () => {
     t.diagnostic(`screenshot: ${SCREENSHOT}`);
   });
 
+  test('knob sliders come from ready.engine and send params (volume 0 silences the output)', { timeout: 60_000 }, async (t) => {
+    const page = browser.context.pages()[0] || (await browser.context.newPage());
+    await page.goto(`${server.base}/`, { timeout: 15_000 });
+    await streaming(page);
+    const names = await page.locator('#knobs input[type=range]').evaluateAll((els) => els.map((e) => e.dataset.name));
+    t.diagnostic(`knobs: ${names.join(', ')}`);
+    assert.ok(names.includes('volume'), 'the demo engine has a volume knob');
+    await waitFor(async () => (await hook(page)).peak1s > 0.01, { timeoutMs: 5000, what: 'audible output' });
+
+    await page.locator('#knob-volume').fill('0');
+    const quiet = await waitFor(
+      async () => {
+        const x = await hook(page);
+        return x.peak1s < 0.001 && x.playing ? x : null;
+      },
+      { timeoutMs: 5000, what: 'silence after volume 0' },
+    );
+    assert.equal(quiet.lastError, null, 'params raised no error');
+    await page.locator('#knob-volume').fill('0.8');
+    await waitFor(async () => (await hook(page)).peak1s > 0.01, { timeoutMs: 5000, what: 'sound again after volume 0.8' });
+    assert.equal((await hook(page)).state, 'streaming');
+  });
+
   test('closing the tab releases the seat within 2 s', { timeout: 60_000 }, async (t) => {
     const page = browser.context.pages()[0] || (await browser.context.newPage());
     await page.goto(`${server.base}/`, { timeout: 15_000 });
@@ -236,6 +259,76 @@ describe('seatkeeper web client in Chromium', { skip, concurrency: 1 }, () => {
     assert.equal(s.id, h.sessionId, '/sessions shows the same session id');
     if ('resumes' in s) assert.ok(s.resumes >= 1, `/sessions resumes = ${s.resumes}`);
     await ackingOnServer(server, h.sessionId);
+  });
+
+  // `todo` while the server resets a replaced connection right after its
+  // 4002 close frame: Chromium answers the frame, meets the reset and
+  // reports 1006, so the page cannot tell a takeover from a blip. The test
+  // runs and reports; it does not fail the suite until that is fixed.
+  const REPLACED_TODO = process.env.SEATKEEPER_E2E_STRICT_4002 ? false : 'server resets the replaced socket before the close handshake (browser sees 1006, not 4002)';
+  test('close 4002: another connection resumes the session → the page says so and stays quiet', { timeout: 60_000, todo: REPLACED_TODO }, async (t) => {
+    const page = browser.context.pages()[0] || (await browser.context.newPage());
+    // Read the resume token off the wire, as another tab of the same user could hold it.
+    let token = null;
+    page.on('websocket', (ws) =>
+      ws.on('framereceived', ({ payload }) => {
+        if (typeof payload !== 'string') return;
+        try {
+          const m = JSON.parse(payload);
+          if (m.type === 'ready') token = m.resume_token;
+        } catch {
+          /* not JSON */
+        }
+      }),
+    );
+    await page.goto(`${server.base}/`, { timeout: 15_000 });
+    const h = await streaming(page);
+    await waitFor(() => token, { timeoutMs: 5000, what: 'the resume token from ready' });
+
+    const other = await browser.context.newPage();
+    await other.goto(`${server.base}/healthz`, { timeout: 15_000 });
+    const ready = await other.evaluate(
+      ({ url, token }) =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(url);
+          const timer = setTimeout(() => reject(new Error('no ready within 5 s')), 5000);
+          ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', client_id: 'thief', resume: token }));
+          ws.onmessage = (ev) => {
+            if (typeof ev.data !== 'string') return;
+            const m = JSON.parse(ev.data);
+            if (m.type === 'ready') {
+              clearTimeout(timer);
+              window.keep = ws; // hold the session
+              resolve(m);
+            }
+          };
+          ws.onerror = () => reject(new Error('websocket error'));
+        }),
+      { url: `ws://127.0.0.1:${server.port}/ws`, token },
+    );
+    assert.equal(ready.resumed, true);
+    assert.equal(ready.session_id, h.sessionId);
+
+    const ended = await waitFor(
+      async () => {
+        const x = await hook(page);
+        return x.state === 'ended' ? x : null;
+      },
+      { timeoutMs: 5000, what: 'the page to end with 4002' },
+    );
+    assert.equal(ended.endReason, 'replaced');
+    assert.equal(ended.lastClose.code, 4002);
+    assert.ok(await page.locator('#overlay[data-kind="replaced"]').isVisible(), 'replaced screen visible');
+    await sleep(2500);
+    const later = await hook(page);
+    assert.equal(later.state, 'ended', 'no reconnect after 4002');
+    assert.equal(later.reconnects, ended.reconnects);
+    const body = await server.sessions();
+    assert.equal(body.sessions.length, 1, 'one session, held by the other connection');
+    assert.equal(body.sessions[0].id, h.sessionId);
+    fs.mkdirSync(OUT_DIR, { recursive: true });
+    await page.screenshot({ path: path.join(OUT_DIR, 'replaced.png'), timeout: 10_000 });
+    t.diagnostic(`session ${h.sessionId} taken over; page ended with 4002 and stayed quiet`);
   });
 
   test('a second tab while the seat is held shows the busy screen, then gets the seat', { timeout: 90_000 }, async (t) => {
