@@ -193,3 +193,20 @@ async fn bye_and_reap_end_sessions_for_good_at_once() {
     assert_eq!(r3["resumed"], false, "reaped sessions cannot be resumed");
     drop(frozen);
 }
+
+#[tokio::test]
+async fn a_live_connection_that_is_taken_over_sees_4002() {
+    let s = server("5").await;
+    let mut old = Client::connect(s.addr).await;
+    let ready = old.hello(json!({})).await;
+    take_slices(&mut old, 2).await;
+    let mut c2 = Client::connect(s.addr).await;
+    assert_eq!(
+        c2.hello(json!({"resume": token(&ready)})).await["resumed"],
+        true
+    );
+    // `old` keeps reading, so the close handshake completes.
+    let end = old.until_closed(Duration::from_secs(5)).await;
+    assert!(matches!(end, Some(Event::Closed(Some(4002)))), "{end:?}");
+    take_slices(&mut c2, 2).await;
+}

@@ -17,7 +17,7 @@ use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use seatkeeper_liveness::SocketHandle;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
 };
@@ -101,12 +101,18 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
+/// Most connections being told "503 too many connections" at once.
+const MAX_REFUSING: usize = 64;
+
 /// How long to back off after an accept error (descriptor limit).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, app: Arc<App>, router: Router) {
     let limit = Arc::new(Semaphore::new(app.config.max_connections));
+    // Refusals cost a descriptor for up to a second each; under a connection
+    // flood, past this many at once the rest are just closed.
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let mut last_error_log: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
@@ -137,7 +143,12 @@ pub(crate) async fn accept_loop(listener: TcpListener, app: Arc<App>, router: Ro
                     "connection limit reached; refusing new connections"
                 );
             }
-            app.tracker.spawn(refuse(stream));
+            if let Ok(slot) = Arc::clone(&refusing).try_acquire_owned() {
+                app.tracker.spawn(async move {
+                    refuse(stream).await;
+                    drop(slot);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -186,5 +197,14 @@ async fn refuse(mut stream: TcpStream) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(resp.as_bytes())).await;
+    // Write, half-close, then drain what the client sent: closing with its
+    // request unread would reset the connection before it reads the answer.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(resp.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    })
+    .await;
 }

@@ -96,9 +96,12 @@ impl ConnEnd {
         }
     }
 
-    /// Whether the socket should be reset rather than closed in order.
+    /// Whether the socket should be reset rather than closed in order. A
+    /// replaced connection is not: a live one (another tab) must see its
+    /// 4002, and a half-open one is reset by the writer when the close frame
+    /// cannot get out within the close grace.
     fn abortive(&self) -> bool {
-        matches!(self, Self::Reaped(_) | Self::Replaced | Self::Lost(_))
+        matches!(self, Self::Reaped(_) | Self::Lost(_))
     }
 }
 
@@ -288,7 +291,11 @@ async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &
                 return;
             }
             Some(Err(e)) => {
-                conn.finish(read_error(e, app.config.max_message_bytes));
+                let end = read_error(e, app.config.max_message_bytes);
+                if matches!(end, ConnEnd::Violation { .. }) {
+                    app.metrics.messages_refused.fetch_add(1, Relaxed);
+                }
+                conn.finish(end);
                 return;
             }
             Some(Ok(m)) => m,
