@@ -138,6 +138,12 @@ pub(crate) struct ServeArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Serve HTTPS/WSS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "SEATKEEPER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, env = "SEATKEEPER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Join the Redis seat pool at this URL (redis://HOST:PORT).
     #[arg(long, env = "SEATKEEPER_POOL")]
     pub pool: Option<String>,

@@ -97,6 +97,12 @@ async fn serve(
     config: Config,
     pool: Option<seatkeeper_pool::PoolConfig>,
 ) -> anyhow::Result<()> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            seatkeeper_server::tls::acceptor(cert, key).map_err(|e| BadConfig(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let engine = external::build(&config.engine)
         .await
         .map_err(|e| BadConfig(format!("cannot set up engine {}: {e}", config.engine)))?;
@@ -116,7 +122,10 @@ async fn serve(
         }
         None => (None, None),
     };
-    let server = Server::new(config, engine, admission, shutdown.clone())?;
+    let mut server = Server::new(config, engine, admission, shutdown.clone())?;
+    if let Some(tls) = tls {
+        server = server.with_tls(tls);
+    }
     let _ = late_app.set(server.app());
     tokio::spawn(stop_on_signal(shutdown.clone()));
     server.serve(listener).await?;

@@ -11,6 +11,7 @@
 //! - [`session`]: a session's shared state and task, its outbox and its
 //!   connections.
 //! - [`net`]: the accept loop and the reuse-safe socket wrapper.
+//! - [`tls`]: optional TLS (rustls) for pods exposed without a tunnel.
 //! - `ws`: the upgrade and the `hello` decision.
 //! - `http`, `web`: the routes and the embedded web client.
 //! - [`metrics`]: counters and the Prometheus exposition.
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod net;
 pub mod registry;
 pub mod session;
+pub mod tls;
 mod web;
 mod ws;
 
@@ -45,6 +47,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// A configured server, not yet serving.
 pub struct Server {
     app: Arc<App>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
@@ -64,7 +67,14 @@ impl Server {
         )?;
         Ok(Self {
             app: App::new(config, engine, admission, sampler, shutdown),
+            tls: None,
         })
+    }
+
+    /// Serves HTTPS/WSS with this acceptor (see [`tls::acceptor`]).
+    pub fn with_tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
     }
 
     /// The shared state (seat figures for the pool's heartbeat, metrics).
@@ -77,6 +87,7 @@ impl Server {
     pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
         let app = self.app;
         info!(
+            tls = self.tls.is_some(),
             addr = %listener.local_addr()?,
             seats = app.config.seats,
             engine = %app.engine.name(),
@@ -84,7 +95,7 @@ impl Server {
             "seatkeeper serving"
         );
         let router = http::router(Arc::clone(&app));
-        net::accept_loop(listener, Arc::clone(&app), router).await;
+        net::accept_loop(listener, Arc::clone(&app), router, self.tls).await;
         app.tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, app.tracker.wait())
             .await

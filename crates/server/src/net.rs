@@ -21,6 +21,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
 };
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::{debug, error};
 
@@ -108,7 +109,12 @@ const MAX_REFUSING: usize = 64;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Accepts connections until shutdown.
-pub(crate) async fn accept_loop(listener: TcpListener, app: Arc<App>, router: Router) {
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<App>,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+) {
     let limit = Arc::new(Semaphore::new(app.config.max_connections));
     // Refusals cost a descriptor for up to a second each; under a connection
     // flood, past this many at once the rest are just closed.
@@ -167,26 +173,54 @@ pub(crate) async fn accept_loop(listener: TcpListener, app: Arc<App>, router: Ro
             router.clone().oneshot(req)
         });
         let app2 = Arc::clone(&app);
+        let tls = tls.clone();
         app.tracker.spawn(async move {
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(app2.config.header_timeout);
-            let conn = builder
-                .serve_connection(TokioIo::new(io), svc)
-                .with_upgrades();
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = app2.shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            match tls {
+                None => serve_http(io, svc, &app2, peer).await,
+                Some(acceptor) => {
+                    // The handshake shares the header deadline: a client
+                    // that never finishes it costs no more than a slow one.
+                    match tokio::time::timeout(app2.config.header_timeout, acceptor.accept(io))
+                        .await
+                    {
+                        Ok(Ok(tls)) => serve_http(tls, svc, &app2, peer).await,
+                        Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
                 }
-            };
-            if let Err(e) = result {
-                debug!(%peer, "http connection ended: {e}");
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 with upgrades on one connection until it ends or the
+/// server shuts down.
+async fn serve_http<I, S>(io: I, svc: S, app: &App, peer: SocketAddr)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = axum::response::Response>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.config.header_timeout);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = app.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, "http connection ended: {e}");
     }
 }
 
