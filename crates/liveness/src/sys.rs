@@ -14,6 +14,11 @@ mod imp;
 
 pub(crate) use imp::{abort, sample};
 
+/// The process's limit on open descriptors, where the platform says.
+pub fn open_file_limit() -> Option<u64> {
+    imp::open_file_limit()
+}
+
 /// Whether this platform gives kernel figures at all.
 pub const SUPPORTED: bool = cfg!(target_os = "linux");
 

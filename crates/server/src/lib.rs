@@ -44,6 +44,30 @@ pub use registry::SeatCount;
 /// How long shutdown waits for sessions and connections to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
+/// Descriptors the process needs besides client sockets (listener, engine,
+/// pool, logs, runtime).
+const RESERVED_FDS: u64 = 64;
+
+/// Fits `--max-connections` under the process's open-file limit, saying so
+/// once: a connection over the cap gets a clear 503, where one over the
+/// descriptor limit would only make `accept` fail.
+fn fit_to_descriptors(config: &mut Config) {
+    let Some(limit) = seatkeeper_liveness::sys::open_file_limit() else {
+        return;
+    };
+    let usable = limit.saturating_sub(RESERVED_FDS).max(1) as usize;
+    if config.max_connections > usable {
+        warn!(
+            max_connections = config.max_connections,
+            open_file_limit = limit,
+            effective = usable,
+            "--max-connections is above what the open-file limit allows; capping it \
+             (raise ulimit -n for more)"
+        );
+        config.max_connections = usable;
+    }
+}
+
 /// A configured server, not yet serving.
 pub struct Server {
     app: Arc<App>,
@@ -53,11 +77,12 @@ pub struct Server {
 impl Server {
     /// Builds the server and starts its sampler thread.
     pub fn new(
-        config: Config,
+        mut config: Config,
         engine: Arc<dyn Engine>,
         admission: Option<Arc<dyn Admission>>,
         shutdown: CancellationToken,
     ) -> io::Result<Self> {
+        fit_to_descriptors(&mut config);
         let sampler = Sampler::start(
             config.watchdog_interval,
             DetectorConfig {

@@ -10,3 +10,7 @@ pub(crate) fn sample(_fd: i32) -> Result<Sample, SampleError> {
 pub(crate) fn abort(_fd: i32) -> bool {
     false
 }
+
+pub(crate) fn open_file_limit() -> Option<u64> {
+    None
+}

@@ -149,3 +149,15 @@ pub(crate) fn abort(fd: i32) -> bool {
     // with EBADF/ENOTSOCK, which callers rule out by holding the handle lock.
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) == 0 }
 }
+
+/// The process's soft limit on open descriptors (`RLIMIT_NOFILE`).
+pub(crate) fn open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `struct rlimit` through the pointer, which
+    // points at a live value on this stack frame.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+}
