@@ -261,12 +261,7 @@ describe('seatkeeper web client in Chromium', { skip, concurrency: 1 }, () => {
     await ackingOnServer(server, h.sessionId);
   });
 
-  // `todo` while the server resets a replaced connection right after its
-  // 4002 close frame: Chromium answers the frame, meets the reset and
-  // reports 1006, so the page cannot tell a takeover from a blip. The test
-  // runs and reports; it does not fail the suite until that is fixed.
-  const REPLACED_TODO = process.env.SEATKEEPER_E2E_STRICT_4002 ? false : 'server resets the replaced socket before the close handshake (browser sees 1006, not 4002)';
-  test('close 4002: another connection resumes the session → the page says so and stays quiet', { timeout: 60_000, todo: REPLACED_TODO }, async (t) => {
+  test('close 4002: another connection resumes the session → the page says so and stays quiet', { timeout: 60_000 }, async (t) => {
     const page = browser.context.pages()[0] || (await browser.context.newPage());
     // Read the resume token off the wire, as another tab of the same user could hold it.
     let token = null;
