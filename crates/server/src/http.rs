@@ -198,10 +198,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut out = String::with_capacity(8 << 10);
     app.metrics.render(&mut out);
     let (seats, sessions) = app.registry.snapshot();
-    let detached = sessions
-        .iter()
-        .filter(|s| s.to_json()["state"] == "detached")
-        .count() as u64;
+    let detached = sessions.iter().filter(|s| s.is_detached()).count() as u64;
     family(
         &mut out,
         "seatkeeper_seats_total",

@@ -99,100 +99,105 @@ pub fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(
 impl Metrics {
     /// Appends the counters in Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        let c = |name: &str, help: &str, v: &AtomicU64| {
-            (name.to_owned(), help.to_owned(), v.load(Relaxed))
-        };
-        let ended: Vec<(String, u64)> = END_REASONS
-            .iter()
-            .zip(&self.sessions_ended)
-            .map(|(r, v)| (format!("reason=\"{r}\""), v.load(Relaxed)))
-            .collect();
-        let reaps: Vec<(String, u64)> = Reason::ALL
-            .iter()
-            .zip(&self.reaps)
-            .map(|(r, v)| (format!("reason=\"{}\"", r.as_str()), v.load(Relaxed)))
-            .collect();
-        let as_refs = |v: &[(String, u64)]| -> Vec<(String, u64)> { v.to_vec() };
-        for (name, samples) in [
-            ("seatkeeper_sessions_ended_total", as_refs(&ended)),
-            ("seatkeeper_reaps_total", as_refs(&reaps)),
-        ] {
-            let help = if name.contains("reaps") {
-                "Dead clients reaped, by the rule that fired."
-            } else {
-                "Sessions ended, by reason."
+        let labelled =
+            |labels: &mut dyn Iterator<Item = (String, &AtomicU64)>| -> Vec<(String, u64)> {
+                labels.map(|(l, v)| (l, v.load(Relaxed))).collect()
             };
+        let ended = labelled(
+            &mut END_REASONS
+                .iter()
+                .zip(&self.sessions_ended)
+                .map(|(r, v)| (format!("reason=\"{r}\""), v)),
+        );
+        let reaps = labelled(
+            &mut Reason::ALL
+                .iter()
+                .zip(&self.reaps)
+                .map(|(r, v)| (format!("reason=\"{}\"", r.as_str()), v)),
+        );
+        for (name, help, samples) in [
+            (
+                "seatkeeper_sessions_ended_total",
+                "Sessions ended, by reason.",
+                ended,
+            ),
+            (
+                "seatkeeper_reaps_total",
+                "Dead clients reaped, by the rule that fired.",
+                reaps,
+            ),
+        ] {
             let samples: Vec<(&str, u64)> = samples.iter().map(|(l, v)| (l.as_str(), *v)).collect();
             family(out, name, "counter", help, &samples);
         }
         for (name, help, v) in [
-            c(
+            (
                 "seatkeeper_sessions_started_total",
                 "Sessions started.",
                 &self.sessions_started,
             ),
-            c(
+            (
                 "seatkeeper_busy_total",
                 "Hellos refused for want of a seat.",
                 &self.busy,
             ),
-            c(
+            (
                 "seatkeeper_refused_total",
                 "Connections refused before a session (bad hello, bad token, no hello in time).",
                 &self.refused,
             ),
-            c(
+            (
                 "seatkeeper_upgrades_total",
                 "WebSocket upgrades accepted.",
                 &self.upgrades,
             ),
-            c(
+            (
                 "seatkeeper_connections_refused_total",
                 "Connections refused over --max-connections.",
                 &self.connections_refused,
             ),
-            c(
+            (
                 "seatkeeper_slices_sent_total",
                 "Slices written to clients.",
                 &self.slices_sent,
             ),
-            c(
+            (
                 "seatkeeper_slices_dropped_total",
                 "Slices dropped by flow control.",
                 &self.slices_dropped,
             ),
-            c(
+            (
                 "seatkeeper_bytes_sent_total",
                 "Slice payload bytes written to clients.",
                 &self.bytes_sent,
             ),
-            c(
+            (
                 "seatkeeper_messages_received_total",
                 "Client messages received.",
                 &self.messages_in,
             ),
-            c(
+            (
                 "seatkeeper_messages_refused_total",
                 "Client messages refused.",
                 &self.messages_refused,
             ),
-            c(
+            (
                 "seatkeeper_resumes_total",
                 "Sessions resumed by a new connection.",
                 &self.resumes,
             ),
-            c(
+            (
                 "seatkeeper_takeovers_total",
                 "Resumes that replaced a still-attached connection.",
                 &self.takeovers,
             ),
-            c(
+            (
                 "seatkeeper_accept_errors_total",
                 "Errors accepting connections (descriptor limit, ...).",
                 &self.accept_errors,
             ),
         ] {
-            family(out, &name, "counter", &help, &[("", v)]);
+            family(out, name, "counter", help, &[("", v.load(Relaxed))]);
         }
         family(
             out,

@@ -218,6 +218,11 @@ impl Session {
         }
     }
 
+    /// Whether the session waits for a resume.
+    pub fn is_detached(&self) -> bool {
+        self.state.load(Relaxed) == State::Detached as u8
+    }
+
     /// Records a pong's round trip.
     pub(crate) fn set_rtt(&self, rtt: Duration) {
         self.rtt_us.store(rtt.as_micros() as u64, Relaxed);
