@@ -127,6 +127,11 @@ async fn serve(
         server = server.with_tls(tls);
     }
     let _ = late_app.set(server.app());
+    if let Some(agent) = &agent {
+        // The first heartbeat went out before the server existed (seats
+        // unknown, "not ready"): publish the real figures now.
+        agent.nudge();
+    }
     tokio::spawn(stop_on_signal(shutdown.clone()));
     server.serve(listener).await?;
     if let Some(agent) = agent {
