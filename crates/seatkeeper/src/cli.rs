@@ -32,6 +32,11 @@ pub(crate) enum Command {
     /// Stop a running server from taking new sessions and wait for its
     /// sessions to end (a Kubernetes preStop hook).
     Drain(DrainArgs),
+    /// Play one client behaviour against a server and print the verdict
+    /// (would this setup reap this client, and how fast?).
+    Chaos(Box<seatkeeper_chaos::ChaosArgs>),
+    /// Open many sessions from one process, read and ack, report delivery.
+    Load(Box<seatkeeper_chaos::load::LoadArgs>),
 }
 
 /// `seatkeeper pool …`.

@@ -28,6 +28,25 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_main(*args),
         Command::Pool { command } => block_on(pool::run(command)),
         Command::Drain(args) => block_on(drain::run(args)),
+        Command::Chaos(args) => block_on(async move {
+            match seatkeeper_chaos::run(*args).await {
+                Ok(v) if v.pass => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("seatkeeper: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }),
+        Command::Load(args) => block_on(async move {
+            match seatkeeper_chaos::load::run(*args).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("seatkeeper: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }),
     }
 }
 
