@@ -4,8 +4,8 @@
 //! busy or wedged, and the verdict must not wait for it. A sweep copies the
 //! registry (a vector of `Arc`s) under a short lock and samples outside it,
 //! so registering or dropping a watch never waits for a sweep. On a reap the
-//! sampler aborts the socket itself (reset, shutdown) and then tells the
-//! owner through [`Hooks::on_reap`]; the owner's writer need not cooperate.
+//! sampler tells the owner through [`Hooks::on_reap`] and then aborts the
+//! socket itself (reset, shutdown); the owner's writer need not cooperate.
 
 use std::{
     collections::HashMap,
@@ -27,8 +27,8 @@ use crate::{
 pub trait Hooks: Send + Sync + 'static {
     /// Time since the last pong, or since the connection started.
     fn since_pong(&self, now: Instant) -> Duration;
-    /// Called once, from the sampler thread, after the socket was aborted.
-    /// Must not block.
+    /// Called once, from the sampler thread, just before the socket is
+    /// aborted. Must not block.
     fn on_reap(&self, evidence: &Evidence);
 }
 
@@ -224,8 +224,10 @@ fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
         let verdict = lock(&entry.detector).observe(now, &obs);
         if let Verdict::Reap(evidence) = verdict {
             reaped.push(*id);
-            entry.socket.abort();
+            // The verdict is recorded before the abort, so whatever the
+            // owner's I/O sees of the reset cannot be taken for the cause.
             entry.hooks.on_reap(&evidence);
+            entry.socket.abort();
         }
     }
     if !reaped.is_empty() {

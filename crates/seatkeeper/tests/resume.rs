@@ -210,3 +210,21 @@ async fn a_live_connection_that_is_taken_over_sees_4002() {
     assert!(matches!(end, Some(Event::Closed(Some(4002)))), "{end:?}");
     take_slices(&mut c2, 2).await;
 }
+
+#[tokio::test]
+async fn a_fin_without_a_close_frame_detaches_and_resumes() {
+    let s = server("5").await;
+    let mut c = Client::connect(s.addr).await;
+    let ready = c.hello(json!({})).await;
+    take_slices(&mut c, 2).await;
+    let _half_closed = c.fin().await;
+    let detached = seatkeeper_testkit::wait_until(Duration::from_secs(5), || async {
+        (s.sessions().await["sessions"][0]["state"] == "detached").then_some(())
+    })
+    .await;
+    assert!(detached.is_some(), "{}", s.sessions().await);
+    let mut c2 = Client::connect(s.addr).await;
+    let again = c2.hello(json!({"resume": token(&ready)})).await;
+    assert_eq!(again["resumed"], true);
+    assert_eq!(again["session_id"], ready["session_id"]);
+}

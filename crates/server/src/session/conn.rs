@@ -366,6 +366,11 @@ pub(crate) fn read_error(e: tungstenite::Error, max: usize) -> ConnEnd {
             "invalid_payload",
             "text frame is not UTF-8",
         ),
+        // A FIN or reset without a close frame is a lost transport, not a
+        // misbehaving client: the session waits for a resume.
+        Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            ConnEnd::Lost("connection closed without a close frame".into())
+        }
         Error::Protocol(p) => violation(close::POLICY, "protocol_error", p.to_string()),
         other => ConnEnd::Lost(other.to_string()),
     }
