@@ -56,8 +56,11 @@ pub struct SamplerStats {
     pub last_sweep_ns: AtomicU64,
     /// Sockets in the last sweep.
     pub last_sweep_sockets: AtomicU64,
-    /// Total time spent sweeping, nanoseconds.
+    /// Total time spent sweeping, nanoseconds (wall clock: includes time the
+    /// thread waited for a core).
     pub sweep_ns_total: AtomicU64,
+    /// CPU time the sweeps used, nanoseconds (what watching costs).
+    pub sweep_cpu_ns_total: AtomicU64,
 }
 
 struct Shared {
@@ -201,6 +204,7 @@ fn run(shared: &Shared) {
 
 fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
     let started = Instant::now();
+    let cpu_started = sys::thread_cpu_time();
     batch.clear();
     batch.extend(
         lock(&shared.registry)
@@ -245,6 +249,10 @@ fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
     s.last_sweep_ns.store(took, Ordering::Relaxed);
     s.last_sweep_sockets.store(n, Ordering::Relaxed);
     s.sweep_ns_total.fetch_add(took, Ordering::Relaxed);
+    if let (Some(a), Some(b)) = (cpu_started, sys::thread_cpu_time()) {
+        s.sweep_cpu_ns_total
+            .fetch_add(b.saturating_sub(a).as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -14,6 +14,11 @@ mod imp;
 
 pub(crate) use imp::{abort, sample};
 
+/// CPU time used by the calling thread, where the platform says.
+pub fn thread_cpu_time() -> Option<std::time::Duration> {
+    imp::thread_cpu_time()
+}
+
 /// The process's limit on open descriptors, where the platform says.
 pub fn open_file_limit() -> Option<u64> {
     imp::open_file_limit()

@@ -253,12 +253,23 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         &mut out,
         "seatkeeper_watchdog_sweep_seconds_total",
         "counter",
-        "Time spent sweeping.",
+        "Wall-clock time spent sweeping (includes waiting for a core).",
         &[],
     );
     out.push_str(&format!(
         "seatkeeper_watchdog_sweep_seconds_total {}\n",
         st.sweep_ns_total.load(Relaxed) as f64 / 1e9
+    ));
+    family(
+        &mut out,
+        "seatkeeper_watchdog_sweep_cpu_seconds_total",
+        "counter",
+        "CPU time the sweeps used (what watching costs).",
+        &[],
+    );
+    out.push_str(&format!(
+        "seatkeeper_watchdog_sweep_cpu_seconds_total {}\n",
+        st.sweep_cpu_ns_total.load(Relaxed) as f64 / 1e9
     ));
     family(
         &mut out,

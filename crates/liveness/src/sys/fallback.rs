@@ -14,3 +14,7 @@ pub(crate) fn abort(_fd: i32) -> bool {
 pub(crate) fn open_file_limit() -> Option<u64> {
     None
 }
+
+pub(crate) fn thread_cpu_time() -> Option<std::time::Duration> {
+    None
+}

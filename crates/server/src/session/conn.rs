@@ -277,10 +277,12 @@ async fn run_attached(ws: Ws, session: &Arc<Session>, conn: &Arc<Conn>, generati
 async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &Arc<Conn>) {
     let app = &session.app;
     let mut bucket = RateLimit::new(app.config.max_msg_rate);
+    let cancelled = conn.token.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let msg = tokio::select! {
             biased;
-            _ = conn.token.cancelled() => return,
+            _ = &mut cancelled => return,
             msg = stream.next() => msg,
         };
         let msg = match msg {
@@ -384,15 +386,24 @@ pub(crate) fn violation(code: u16, err: &str, message: impl Into<String>) -> Con
 }
 
 async fn next_item(session: &Session, generation: u64) -> Option<(Item, bool)> {
+    let try_pop = || {
+        let mut ob = session.outbox();
+        match ob.pop(generation) {
+            Err(_) => Err(()),
+            Ok(Some(item)) => Ok(Some((item, ob.has_ready()))),
+            Ok(None) => Ok(None),
+        }
+    };
+    // The fast path: something is ready, no waiter to register.
+    if let Some(ready) = try_pop().ok()? {
+        return Some(ready);
+    }
     loop {
+        // Register interest, then look again, so a push between the two
+        // cannot be missed.
         let notified = session.wake.notified();
-        {
-            let mut ob = session.outbox();
-            match ob.pop(generation) {
-                Err(_) => return None,
-                Ok(Some(item)) => return Some((item, ob.has_ready())),
-                Ok(None) => {}
-            }
+        if let Some(ready) = try_pop().ok()? {
+            return Some(ready);
         }
         notified.await;
     }
@@ -407,10 +418,13 @@ async fn write_loop(
     generation: u64,
 ) -> Option<SplitSink<Ws, Message>> {
     let metrics = &session.app.metrics;
+    // One cancellation waiter for the connection's life, not one per slice.
+    let cancelled = conn.token.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let next = tokio::select! {
             biased;
-            _ = conn.token.cancelled() => break,
+            _ = &mut cancelled => break,
             next = next_item(&session, generation) => next,
         };
         let Some((item, more)) = next else {
@@ -428,7 +442,7 @@ async fn write_loop(
         };
         let sent = tokio::select! {
             biased;
-            _ = conn.token.cancelled() => break,
+            _ = &mut cancelled => break,
             r = async { if more { sink.feed(msg).await } else { sink.send(msg).await } } => r,
         };
         if let Err(e) = sent {
