@@ -213,11 +213,13 @@ fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
             .map(|(id, e)| (*id, Arc::clone(e))),
     );
     let mut reaped = Vec::new();
+    // One clock reading per sweep: a sweep is milliseconds long, far inside
+    // any grace window.
+    let now = Instant::now();
     for (id, entry) in batch.iter() {
         if entry.socket.is_closing() {
             continue;
         }
-        let now = Instant::now();
         let obs = Observation {
             sample: entry.socket.sample(),
             since_pong: entry.hooks.since_pong(now),
