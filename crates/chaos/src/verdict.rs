@@ -16,8 +16,9 @@ pub struct Verdict {
     /// is the expected one.
     pub pass: bool,
     /// Seconds from the behaviour's start (freeze, stop, link down, FIN,
-    /// RST) until `/sessions` no longer listed the session; for a live
-    /// client that was dropped, until the drop was seen.
+    /// RST) until `/sessions` no longer listed the session. For a live
+    /// client that was dropped: until the drop was seen; for no-hello and
+    /// flood: from the upgrade (or the first flood message) to the close.
     pub release_s: Option<f64>,
     /// Close code the client saw, if any.
     pub close_code: Option<u16>,

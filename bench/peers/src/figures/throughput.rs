@@ -40,11 +40,21 @@ pub async fn raw_tcp(b: &Bench) -> anyhow::Result<f64> {
     Ok(runs[1])
 }
 
-async fn produced(peer: &Peer) -> Option<f64> {
-    Some(
-        peer.metric("seatkeeper_slices_sent_total").await?
-            + peer.metric("seatkeeper_slices_dropped_total").await?,
-    )
+/// Slices the engine made (sent + dropped) per second, from `/sessions`
+/// sampled 1 s and 5 s into the run — seatkeeper lists both per session;
+/// the peers do not (`None`).
+async fn engine_rate(peer: &Peer) -> Option<f64> {
+    let made = |doc: String| -> Option<f64> {
+        let v: Value = serde_json::from_str(&doc).ok()?;
+        let s = v["sessions"].get(0)?;
+        Some(s["slices_sent"].as_f64()? + s["slices_dropped"].as_f64()?)
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let t0 = std::time::Instant::now();
+    let a = made(peer.get("/sessions").await.ok()?)?;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let b = made(peer.get("/sessions").await.ok()?)?;
+    Some((b - a) / t0.elapsed().as_secs_f64())
 }
 
 /// One session against each peer with `engine` and `window`.
@@ -59,16 +69,10 @@ async fn one_session(
         let mut setup = b.setup(1, engine);
         setup.window = Some(window);
         let peer = Peer::start(kind, &b.paths, &setup).await?;
-        let before = produced(&peer).await;
         let mut a = LoadArgs::new(peer.ws_url(), 1, SECONDS);
         a.settle_s = 0.5;
-        let r = measure(a).await?;
-        let after = produced(&peer).await;
-        let engine_rate = match (before, after) {
-            // The engine runs only while the session lives: the load's elapsed time.
-            (Some(x), Some(y)) => Some((y - x) / r.elapsed_s),
-            _ => None,
-        };
+        let (r, engine_rate) = tokio::join!(measure(a), engine_rate(&peer));
+        let r = r?;
         out.push(json!({
             "peer": kind.name(), "asked_hz": rate, "mb_per_s": r.mb_per_s,
             "slices_per_s": r.slices_per_s, "engine_hz": engine_rate,
