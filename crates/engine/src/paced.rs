@@ -42,7 +42,7 @@ pub async fn run(mut gen: impl Generator, sink: Arc<dyn SliceSink>, side: Engine
     loop {
         let now = Instant::now();
         let target = due(now - start, rate);
-        if target - produced > max_batch {
+        if target.saturating_sub(produced) > max_batch {
             produced = target - max_batch;
         }
         while produced < target {
@@ -56,7 +56,16 @@ pub async fn run(mut gen: impl Generator, sink: Arc<dyn SliceSink>, side: Engine
             _ = sleep_until(wake) => {}
             msg = control.recv() => match msg {
                 Some(Control::Params(p)) => gen.params(&p),
-                Some(Control::Keyframe) => {}
+                // A client (re)attached: give it the next slice now rather
+                // than at its slot — at most one ahead of the clock, so the
+                // media is early, never doubled, and the pace is unchanged.
+                Some(Control::Keyframe) => {
+                    if produced <= due(Instant::now() - start, rate) {
+                        let ts = (produced as f64 * period_us) as u64;
+                        sink.push(gen.slice(produced, ts));
+                        produced += 1;
+                    }
+                }
                 Some(Control::End(_)) | None => return,
             },
         }
@@ -66,6 +75,51 @@ pub async fn run(mut gen: impl Generator, sink: Arc<dyn SliceSink>, side: Engine
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::EngineSession;
+    use seatkeeper_protocol::slice::Frame;
+    use std::sync::Mutex;
+
+    struct Count(Mutex<Vec<u64>>);
+
+    impl SliceSink for Count {
+        fn push(&self, slice: Slice) {
+            self.0.lock().unwrap().push(slice.timestamp_us);
+        }
+    }
+
+    struct Tick;
+
+    impl Generator for Tick {
+        fn rate_hz(&self) -> f64 {
+            10.0
+        }
+        fn slice(&mut self, _n: u64, timestamp_us: u64) -> Slice {
+            Slice {
+                kind: 1,
+                flags: 0,
+                timestamp_us,
+                frame: Frame::from_payload(b"x"),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keyframe_request_brings_the_next_slice_forward_once() {
+        let sink = Arc::new(Count(Mutex::new(Vec::new())));
+        let (session, side) = EngineSession::pair(serde_json::Value::Null);
+        tokio::spawn(run(Tick, sink.clone(), side));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(*sink.0.lock().unwrap(), [0, 100_000]);
+        session.control(Control::Keyframe).unwrap();
+        session.control(Control::Keyframe).unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // One slice early (200 ms of media at 151 ms), not two.
+        assert_eq!(*sink.0.lock().unwrap(), [0, 100_000, 200_000]);
+        tokio::time::sleep(Duration::from_millis(140)).await; // t = 291 ms
+        assert_eq!(sink.0.lock().unwrap().len(), 3, "the pace is unchanged");
+        tokio::time::sleep(Duration::from_millis(20)).await; // t = 311 ms
+        assert_eq!(sink.0.lock().unwrap().len(), 4);
+    }
 
     #[test]
     fn due_counts_the_first_slice_at_zero() {

@@ -328,3 +328,14 @@ async fn a_request_whose_headers_never_finish_is_dropped() {
     );
     assert_eq!(s.get("/healthz").await.unwrap().0, 200);
 }
+
+#[tokio::test]
+async fn acking_every_slice_of_a_fast_stream_is_not_a_flood() {
+    // 2,000 slices/s, every one acked: four times --max-msg-rate.
+    let s = server(&["--engine", "synthetic:2000:64", "--window-slices", "64"]).await;
+    let mut c = Client::connect(s.addr).await;
+    assert_eq!(c.hello(json!({})).await["type"], "ready");
+    let (n, _) = c.stream_for(Duration::from_secs(2), true).await;
+    assert!(n > 1_000, "{n} slices acked one by one");
+    assert_eq!(s.sessions().await["sessions"][0]["state"], "streaming");
+}

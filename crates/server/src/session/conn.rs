@@ -303,7 +303,8 @@ async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &
             Some(Ok(m)) => m,
         };
         app.metrics.messages_in.fetch_add(1, Relaxed);
-        if !matches!(msg, Message::Pong(_) | Message::Close(_)) && !bucket.take() {
+        let limited = !matches!(msg, Message::Pong(_) | Message::Close(_)) && !bucket.take();
+        if limited && !acks_new_slices(&msg, session) {
             app.metrics.messages_refused.fetch_add(1, Relaxed);
             conn.finish(violation(
                 close::POLICY,
@@ -350,6 +351,19 @@ async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &
             }
             Message::Ping(_) | Message::Frame(_) => {} // pongs are automatic
         }
+    }
+}
+
+/// Whether `msg` is an ack for slices not acknowledged before. Such acks are
+/// bounded by what the server itself sent, so they are not counted against
+/// the message rate: a client may ack every slice of a fast stream.
+fn acks_new_slices(msg: &Message, session: &Session) -> bool {
+    let Message::Text(text) = msg else {
+        return false;
+    };
+    match ClientMsg::parse(text) {
+        Ok(ClientMsg::Ack { seq }) => session.outbox().acks_new(seq),
+        _ => false,
     }
 }
 

@@ -271,6 +271,12 @@ impl Outbox {
         Ok(())
     }
 
+    /// Whether an ack for `seq` would acknowledge slices sent and not yet
+    /// acknowledged.
+    pub fn acks_new(&self, seq: u64) -> bool {
+        seq > self.counters.last_ack_seq && seq < self.next_seq
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> Counters {
         self.counters
