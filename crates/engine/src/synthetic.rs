@@ -1,11 +1,13 @@
 //! `synthetic:RATE_HZ:BYTES`: fixed-size, droppable keyframe slices at a
-//! fixed rate, for load tests and benchmarks. Payload bytes are a pattern a
-//! client can check (byte `i` of slice `n` is `(n + i) as u8`).
+//! fixed rate, for load tests and benchmarks. Every slice carries the same
+//! payload (byte `i` is `i as u8`), built once and shared: a slice costs a
+//! reference count until it is actually sent, so the slices flow control
+//! drops cost nothing, and the one copy happens when a sent slice is stamped.
 
 use serde_json::{json, Value};
 
 use crate::{paced::Generator, Slice};
-use seatkeeper_protocol::slice::{SliceBuf, FLAG_DROPPABLE, FLAG_KEYFRAME};
+use seatkeeper_protocol::slice::{Frame, SliceBuf, FLAG_DROPPABLE, FLAG_KEYFRAME};
 
 /// The synthetic engine's slice kind.
 pub const KIND_SYNTHETIC: u16 = 0xFFFF;
@@ -15,18 +17,18 @@ pub const KIND_SYNTHETIC: u16 = 0xFFFF;
 pub struct Synthetic {
     rate_hz: f64,
     bytes: usize,
-    /// The pattern, 256 bytes longer than a slice: slice `n` is a window of it.
-    pattern: Vec<u8>,
+    frame: Frame,
 }
 
 impl Synthetic {
     /// `rate_hz` slices per second of `bytes` payload each.
     pub fn new(rate_hz: f64, bytes: usize) -> Self {
-        let pattern = (0..bytes + 256).map(|i| i as u8).collect();
+        let mut buf = SliceBuf::with_capacity(bytes);
+        buf.payload_mut().extend((0..bytes).map(|i| i as u8));
         Self {
             rate_hz,
             bytes,
-            pattern,
+            frame: buf.freeze(),
         }
     }
 
@@ -41,16 +43,12 @@ impl Generator for Synthetic {
         self.rate_hz
     }
 
-    fn slice(&mut self, n: u64, timestamp_us: u64) -> Slice {
-        let mut buf = SliceBuf::with_capacity(self.bytes);
-        let start = (n % 256) as usize;
-        buf.payload_mut()
-            .extend_from_slice(&self.pattern[start..start + self.bytes]);
+    fn slice(&mut self, _n: u64, timestamp_us: u64) -> Slice {
         Slice {
             kind: KIND_SYNTHETIC,
             flags: FLAG_DROPPABLE | FLAG_KEYFRAME,
             timestamp_us,
-            frame: buf.freeze(),
+            frame: self.frame.clone(),
         }
     }
 }

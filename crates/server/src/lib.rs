@@ -12,6 +12,7 @@
 //!   connections.
 //! - [`net`]: the accept loop and the reuse-safe socket wrapper.
 //! - [`tls`]: optional TLS (rustls) for pods exposed without a tunnel.
+//! - [`write_through`]: keeps large slices from being shuffled on partial writes.
 //! - `ws`: the upgrade and the `hello` decision.
 //! - `http`, `web`: the routes and the embedded web client.
 //! - [`metrics`]: counters and the Prometheus exposition.
@@ -27,6 +28,7 @@ pub mod registry;
 pub mod session;
 pub mod tls;
 mod web;
+pub mod write_through;
 mod ws;
 
 use std::{io, sync::Arc, time::Duration};

@@ -32,6 +32,7 @@ use crate::{
         conn::{self, read_error, violation, Conn, ConnEnd, Ws},
         Owned, Session, Sink,
     },
+    write_through::WriteThrough,
 };
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -107,7 +108,7 @@ pub(crate) async fn upgrade(app: Arc<App>, mut req: Request) -> Response {
                     .max_message_size(Some(app2.config.max_message_bytes))
                     .max_frame_size(Some(app2.config.max_message_bytes));
                 let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
+                    WriteThrough::new(TokioIo::new(upgraded)),
                     Role::Server,
                     Some(config),
                 )

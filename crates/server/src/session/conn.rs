@@ -34,10 +34,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{outbox::Item, Event, Session};
-use crate::app::App;
+use crate::{app::App, write_through::WriteThrough};
 
 /// The WebSocket type of a connection.
-pub type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+pub type Ws = WebSocketStream<WriteThrough<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// How a connection ended.
 #[derive(Debug, Clone)]
