@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every seatkeeper test: format and lint gates, the Rust unit and
 # integration suites (real sockets, a real redis-server, the Python example
-# engine), the chaos scenarios, and the Chromium end-to-end suite.
+# engine, the chaos scenarios, the soak, a 500-session scale run), a bounded
+# fuzz run of every decoder, and the Chromium end-to-end suite.
 #
 # Installs what the tests need, idempotently: Debian packages (redis-server,
 # chromium, iproute2, python3) and the e2e suite's npm packages. With
@@ -45,6 +46,9 @@ export SEATKEEPER_BIN="$root/target/release/seatkeeper"
 
 step "Rust tests (unit, integration, chaos)"
 cargo nextest run --release --workspace --no-fail-fast --run-ignored all
+
+step "fuzz every decoder (bounded)"
+bash scripts/fuzz.sh 15
 
 step "browser end-to-end (Chromium)"
 (cd e2e && npm test)
