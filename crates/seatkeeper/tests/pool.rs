@@ -405,25 +405,6 @@ async fn refused(pod: &Server, extra: Value, code: &str, close: u16) {
     );
 }
 
-/// Reads and acks `n` slices; returns the last seq.
-async fn take_slices(c: &mut Client, n: u64) -> u64 {
-    let mut last = 0;
-    for _ in 0..n {
-        loop {
-            match c.next(Duration::from_secs(5)).await {
-                Some(Event::Slice(h, _)) => {
-                    c.send(json!({"type": "ack", "seq": h.seq})).await;
-                    last = h.seq;
-                    break;
-                }
-                Some(Event::Text(_)) => continue,
-                other => panic!("stream ended: {other:?}"),
-            }
-        }
-    }
-    last
-}
-
 /// Streams (and acks) until `stop`; fails on a close or a 3 s silence.
 /// Returns slices seen, the longest gap between two, and the client.
 async fn keep_streaming(
@@ -497,7 +478,7 @@ async fn pods_register_and_pool_ls_shows_their_figures() {
     assert_eq!(rb["lockHeld"], false, "claimed is not held: {rb}");
 
     let (mut s, _) = enter(&b, &c1).await;
-    take_slices(&mut s, 3).await;
+    s.take_slices(3).await;
     let pods = ls(&url).await;
     let rb = row(&pods, "pod-b").unwrap();
     assert_eq!(rb["seats_free"], 1, "{rb}");
@@ -678,11 +659,11 @@ async fn wrong_pod_missing_malformed_and_reused_tokens_are_refused_1008_and_hold
 
     // The wrong-pod attempt did not spend the token: it works on its pod, once.
     let (mut s, _) = enter(mine, &c).await;
-    take_slices(&mut s, 2).await;
+    s.take_slices(2).await;
     refused(mine, json!({"seat_token": tok}), "bad_seat_token", 1008).await;
     assert_eq!(held(mine).await, 1, "only the redeemed session holds");
     assert_eq!(held(other).await, 0);
-    take_slices(&mut s, 2).await;
+    s.take_slices(2).await;
 
     // Nothing refused took a seat in the pool either.
     let pods = ls(&url).await;
@@ -738,7 +719,7 @@ async fn an_unredeemed_claim_lapses_and_its_seat_returns() {
     let second = granted(&url).await;
     assert_eq!(second["pod_id"], "pod-a");
     let (mut s, _) = enter(&p, &second).await;
-    take_slices(&mut s, 2).await;
+    s.take_slices(2).await;
     let lapsed = wait_until(Duration::from_secs(3), || async {
         (metric(&p, "seatkeeper_pool_claims_lapsed_total").await == 1.0).then_some(())
     })
@@ -758,7 +739,7 @@ async fn bye_returns_the_seat_to_the_pool_within_a_heartbeat() {
     for round in 0..2 {
         let c = granted(&url).await;
         let (mut s, _) = enter(&p, &c).await;
-        take_slices(&mut s, 3).await;
+        s.take_slices(3).await;
         assert_eq!(claim(&url).await.0, 3);
         let t0 = Instant::now();
         s.send(json!({"type": "bye"})).await;
@@ -808,7 +789,7 @@ async fn a_frozen_client_is_reaped_and_its_seat_returns_to_the_pool() {
     let again = granted(&url).await;
     assert_eq!(again["pod_id"], "pod-a");
     let (mut s2, _) = enter(&p, &again).await;
-    take_slices(&mut s2, 2).await;
+    s2.take_slices(2).await;
     drop(s);
 }
 
@@ -854,9 +835,9 @@ async fn a_redis_outage_loses_no_session_and_double_grants_no_seat() {
     // Three seats: a session that lives through the outage, one that ends
     // during it, and a claim made before it and never redeemed.
     let (mut s1, ready1) = enter(&p, &granted(&url).await).await;
-    take_slices(&mut s1, 3).await;
+    s1.take_slices(3).await;
     let (mut s0, _) = enter(&p, &granted(&url).await).await;
-    take_slices(&mut s0, 2).await;
+    s0.take_slices(2).await;
     let stale = granted(&url).await;
     assert_eq!(free(row(&ls(&url).await, "pod-a")), Some(0));
 
@@ -946,7 +927,7 @@ async fn a_redis_outage_loses_no_session_and_double_grants_no_seat() {
     let mut newcomers = Vec::new();
     for c in &fresh {
         let (mut s, ready) = enter(&p, c).await;
-        take_slices(&mut s, 2).await;
+        s.take_slices(2).await;
         assert_ne!(ready["session_id"], ready1["session_id"]);
         newcomers.push(s);
     }
@@ -985,7 +966,7 @@ async fn a_redis_outage_loses_no_session_and_double_grants_no_seat() {
     .await;
     assert!(back.is_some(), "{}", p.log_text());
     for s in &mut newcomers {
-        take_slices(s, 1).await;
+        s.take_slices(1).await;
     }
 }
 
@@ -996,7 +977,7 @@ async fn a_resume_needs_no_seat_token_and_an_expired_window_returns_the_seat() {
     let p = pod(&redis, "pod-a", &[("--resume-window-s", "2")]).await;
     let c = granted(&url).await;
     let (mut s, ready) = enter(&p, &c).await;
-    let last = take_slices(&mut s, 5).await;
+    let last = s.take_slices(5).await;
     s.rst();
     let detached = wait_until(Duration::from_secs(5), || async {
         (p.sessions().await["sessions"][0]["state"] == "detached").then_some(())
@@ -1015,7 +996,7 @@ async fn a_resume_needs_no_seat_token_and_an_expired_window_returns_the_seat() {
     assert_eq!(again["type"], "ready", "{again}");
     assert_eq!(again["resumed"], true, "{again}");
     assert_eq!(again["session_id"], ready["session_id"]);
-    assert!(take_slices(&mut s2, 3).await > last, "seq continues");
+    assert!(s2.take_slices(3).await > last, "seq continues");
     assert_eq!(metric(&p, BAD_TOKEN_REFUSALS).await, 0.0);
     assert_eq!(
         metric(&p, "seatkeeper_pool_claims_redeemed_total").await,
@@ -1044,7 +1025,7 @@ async fn a_resume_needs_no_seat_token_and_an_expired_window_returns_the_seat() {
     assert_eq!(held(&p).await, 0);
     let (mut s3, fresh) = enter(&p, &granted(&url).await).await;
     assert_eq!(fresh["resumed"], false);
-    take_slices(&mut s3, 2).await;
+    s3.take_slices(2).await;
 }
 
 #[tokio::test]
@@ -1102,7 +1083,7 @@ async fn a_second_process_with_one_pod_id_waits_until_the_first_leaves() {
     let c2 = granted(&url).await;
     assert_eq!(c2["url"], "ws://pod-a-twin.test:1318/ws", "{c2}");
     let (mut s, _) = enter(&twin, &c2).await;
-    take_slices(&mut s, 2).await;
+    s.take_slices(2).await;
 }
 
 #[tokio::test]
@@ -1120,7 +1101,7 @@ async fn drain_takes_a_pod_out_of_claims_and_waits_for_its_session() {
     let c = granted(&url).await;
     assert_eq!(c["pod_id"], "pod-a", "most free seats first: {c}");
     let (mut s, _) = enter(&a, &c).await;
-    take_slices(&mut s, 2).await;
+    s.take_slices(2).await;
 
     let listen = a.addr.to_string();
     let mut drain = Command::new(BIN)
@@ -1140,7 +1121,7 @@ async fn drain_takes_a_pod_out_of_claims_and_waits_for_its_session() {
     // pod-a has a free seat but takes no claims; pod-b's is the last.
     assert_eq!(granted(&url).await["pod_id"], "pod-b");
     assert_eq!(claim(&url).await.0, 3);
-    take_slices(&mut s, 2).await;
+    s.take_slices(2).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(
         drain.try_wait().unwrap().is_none(),

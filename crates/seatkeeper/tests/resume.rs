@@ -22,25 +22,6 @@ async fn server(resume_s: &str) -> Server {
     .await
 }
 
-/// Streams and acks until at least `n` slices arrived; returns the last seq.
-async fn take_slices(c: &mut Client, n: u64) -> u64 {
-    let mut last = 0;
-    for _ in 0..n {
-        loop {
-            match c.next(Duration::from_secs(5)).await {
-                Some(Event::Slice(h, _)) => {
-                    c.send(json!({"type": "ack", "seq": h.seq})).await;
-                    last = h.seq;
-                    break;
-                }
-                Some(Event::Text(_)) => continue,
-                other => panic!("stream ended: {other:?}"),
-            }
-        }
-    }
-    last
-}
-
 async fn first_slice(c: &mut Client) -> seatkeeper_protocol::SliceHeader {
     loop {
         match c.next(Duration::from_secs(5)).await {
@@ -66,7 +47,7 @@ async fn a_reset_connection_resumes_the_same_session_with_a_keyframe_and_seq_con
     assert_eq!(ready["resumed"], false);
     let tok = token(&ready);
     assert!(tok.len() >= 22, "at least 128 bits: {tok}");
-    let last = take_slices(&mut c, 5).await;
+    let last = c.take_slices(5).await;
     c.rst();
     let detached = seatkeeper_testkit::wait_until(Duration::from_secs(5), || async {
         (s.sessions().await["sessions"][0]["state"] == "detached").then_some(())
@@ -101,7 +82,7 @@ async fn a_resume_takes_over_a_frozen_connection_at_once() {
     let s = server("5").await;
     let mut old = Client::connect(s.addr).await;
     let ready = old.hello(json!({})).await;
-    take_slices(&mut old, 3).await;
+    old.take_slices(3).await;
     // `old` is now frozen: never read again, socket kept open.
     let t0 = Instant::now();
     let mut c2 = Client::connect(s.addr).await;
@@ -120,7 +101,7 @@ async fn a_resume_takes_over_a_frozen_connection_at_once() {
         other => panic!("old connection: {other:?}"),
     }
     // And the new one keeps streaming.
-    take_slices(&mut c2, 3).await;
+    c2.take_slices(3).await;
 }
 
 #[tokio::test]
@@ -128,7 +109,7 @@ async fn an_expired_window_releases_the_seat_and_the_token_starts_afresh() {
     let s = server("1").await;
     let mut c = Client::connect(s.addr).await;
     let ready = c.hello(json!({})).await;
-    take_slices(&mut c, 2).await;
+    c.take_slices(2).await;
     c.rst();
     let released = s.wait_released(Duration::from_secs(6)).await;
     assert!(released.is_some(), "released after the 1 s window");
@@ -149,7 +130,7 @@ async fn a_rotated_token_is_a_plain_hello_never_a_way_in() {
     let s = server("5").await;
     let mut c = Client::connect(s.addr).await;
     let first = c.hello(json!({})).await;
-    take_slices(&mut c, 2).await;
+    c.take_slices(2).await;
     c.rst();
     let mut c2 = Client::connect(s.addr).await;
     let second = c2.hello(json!({"resume": token(&first)})).await;
@@ -161,7 +142,7 @@ async fn a_rotated_token_is_a_plain_hello_never_a_way_in() {
     let mut c4 = Client::connect(s.addr).await;
     let fourth = c4.hello(json!({"resume": "not-a-token"})).await;
     assert_eq!(fourth["type"], "busy");
-    take_slices(&mut c2, 2).await;
+    c2.take_slices(2).await;
 }
 
 #[tokio::test]
@@ -170,13 +151,13 @@ async fn bye_and_reap_end_sessions_for_good_at_once() {
     // bye
     let mut c = Client::connect(s.addr).await;
     let ready = c.hello(json!({})).await;
-    take_slices(&mut c, 2).await;
+    c.take_slices(2).await;
     c.send(json!({"type": "bye"})).await;
     assert!(s.wait_released(Duration::from_secs(2)).await.is_some());
     let mut again = Client::connect(s.addr).await;
     let r = again.hello(json!({"resume": token(&ready)})).await;
     assert_eq!(r["resumed"], false, "bye-ended sessions cannot be resumed");
-    take_slices(&mut again, 2).await;
+    again.take_slices(2).await;
     // reap (frozen): released within grace + slack, not after the 30 s window.
     let frozen = again;
     let t0 = Instant::now();
@@ -199,7 +180,7 @@ async fn a_live_connection_that_is_taken_over_sees_4002() {
     let s = server("5").await;
     let mut old = Client::connect(s.addr).await;
     let ready = old.hello(json!({})).await;
-    take_slices(&mut old, 2).await;
+    old.take_slices(2).await;
     let mut c2 = Client::connect(s.addr).await;
     assert_eq!(
         c2.hello(json!({"resume": token(&ready)})).await["resumed"],
@@ -208,7 +189,7 @@ async fn a_live_connection_that_is_taken_over_sees_4002() {
     // `old` keeps reading, so the close handshake completes.
     let end = old.until_closed(Duration::from_secs(5)).await;
     assert!(matches!(end, Some(Event::Closed(Some(4002)))), "{end:?}");
-    take_slices(&mut c2, 2).await;
+    c2.take_slices(2).await;
 }
 
 #[tokio::test]
@@ -216,7 +197,7 @@ async fn a_fin_without_a_close_frame_detaches_and_resumes() {
     let s = server("5").await;
     let mut c = Client::connect(s.addr).await;
     let ready = c.hello(json!({})).await;
-    take_slices(&mut c, 2).await;
+    c.take_slices(2).await;
     let _half_closed = c.fin().await;
     let detached = seatkeeper_testkit::wait_until(Duration::from_secs(5), || async {
         (s.sessions().await["sessions"][0]["state"] == "detached").then_some(())

@@ -199,96 +199,78 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     app.metrics.render(&mut out);
     let (seats, sessions) = app.registry.snapshot();
     let detached = sessions.iter().filter(|s| s.is_detached()).count() as u64;
-    family(
-        &mut out,
-        "seatkeeper_seats_total",
-        "gauge",
-        "Seats configured.",
-        &[("", seats.total as u64)],
-    );
-    family(
-        &mut out,
-        "seatkeeper_seats_held",
-        "gauge",
-        "Seats held.",
-        &[("", seats.held as u64)],
-    );
-    family(
-        &mut out,
-        "seatkeeper_lock_held",
-        "gauge",
-        "1 while at least one seat is held.",
-        &[("", (seats.held > 0) as u64)],
-    );
-    family(
-        &mut out,
-        "seatkeeper_sessions_detached",
-        "gauge",
-        "Sessions waiting for a resume.",
-        &[("", detached)],
-    );
-    family(
-        &mut out,
-        "seatkeeper_engine_ready",
-        "gauge",
-        "1 while the engine can open sessions.",
-        &[("", app.engine.is_ready() as u64)],
-    );
     let st = app.sampler.stats();
-    family(
-        &mut out,
-        "seatkeeper_watchdog_sweeps_total",
-        "counter",
-        "Watchdog sweeps over all session sockets.",
-        &[("", st.sweeps.load(Relaxed))],
-    );
-    family(
-        &mut out,
-        "seatkeeper_watchdog_samples_total",
-        "counter",
-        "Socket samples taken by the watchdog.",
-        &[("", st.samples.load(Relaxed))],
-    );
-    family(
-        &mut out,
-        "seatkeeper_watchdog_sweep_seconds_total",
-        "counter",
-        "Wall-clock time spent sweeping (includes waiting for a core).",
-        &[],
-    );
-    out.push_str(&format!(
-        "seatkeeper_watchdog_sweep_seconds_total {}\n",
-        st.sweep_ns_total.load(Relaxed) as f64 / 1e9
-    ));
-    family(
-        &mut out,
-        "seatkeeper_watchdog_sweep_cpu_seconds_total",
-        "counter",
-        "CPU time the sweeps used (what watching costs).",
-        &[],
-    );
-    out.push_str(&format!(
-        "seatkeeper_watchdog_sweep_cpu_seconds_total {}\n",
-        st.sweep_cpu_ns_total.load(Relaxed) as f64 / 1e9
-    ));
-    family(
-        &mut out,
-        "seatkeeper_watchdog_last_sweep_seconds",
-        "gauge",
-        "Duration of the last sweep.",
-        &[],
-    );
-    out.push_str(&format!(
-        "seatkeeper_watchdog_last_sweep_seconds {}\n",
-        st.last_sweep_ns.load(Relaxed) as f64 / 1e9
-    ));
-    family(
-        &mut out,
-        "seatkeeper_watchdog_sockets",
-        "gauge",
-        "Sockets in the last sweep.",
-        &[("", st.last_sweep_sockets.load(Relaxed))],
-    );
+    let secs = |ns: &std::sync::atomic::AtomicU64| ns.load(Relaxed) as f64 / 1e9;
+    for (name, kind, help, value) in [
+        (
+            "seatkeeper_seats_total",
+            "gauge",
+            "Seats configured.",
+            seats.total as f64,
+        ),
+        (
+            "seatkeeper_seats_held",
+            "gauge",
+            "Seats held.",
+            seats.held as f64,
+        ),
+        (
+            "seatkeeper_lock_held",
+            "gauge",
+            "1 while at least one seat is held.",
+            (seats.held > 0) as u8 as f64,
+        ),
+        (
+            "seatkeeper_sessions_detached",
+            "gauge",
+            "Sessions waiting for a resume.",
+            detached as f64,
+        ),
+        (
+            "seatkeeper_engine_ready",
+            "gauge",
+            "1 while the engine can open sessions.",
+            app.engine.is_ready() as u8 as f64,
+        ),
+        (
+            "seatkeeper_watchdog_sweeps_total",
+            "counter",
+            "Watchdog sweeps over all session sockets.",
+            st.sweeps.load(Relaxed) as f64,
+        ),
+        (
+            "seatkeeper_watchdog_samples_total",
+            "counter",
+            "Socket samples taken by the watchdog.",
+            st.samples.load(Relaxed) as f64,
+        ),
+        (
+            "seatkeeper_watchdog_sweep_seconds_total",
+            "counter",
+            "Wall-clock time spent sweeping (includes waiting for a core).",
+            secs(&st.sweep_ns_total),
+        ),
+        (
+            "seatkeeper_watchdog_sweep_cpu_seconds_total",
+            "counter",
+            "CPU time the sweeps used (what watching costs).",
+            secs(&st.sweep_cpu_ns_total),
+        ),
+        (
+            "seatkeeper_watchdog_last_sweep_seconds",
+            "gauge",
+            "Duration of the last sweep.",
+            secs(&st.last_sweep_ns),
+        ),
+        (
+            "seatkeeper_watchdog_sockets",
+            "gauge",
+            "Sockets in the last sweep.",
+            st.last_sweep_sockets.load(Relaxed) as f64,
+        ),
+    ] {
+        family(&mut out, name, kind, help, &[("", value)]);
+    }
     if let Some(a) = &app.admission {
         a.render_metrics(&mut out);
     }

@@ -106,6 +106,26 @@ impl Client {
         }
     }
 
+    /// Reads and acks `n` slices (skipping text); returns the last seq.
+    /// Panics if the stream ends or goes quiet for 5 s.
+    pub async fn take_slices(&mut self, n: u64) -> u64 {
+        let mut last = 0;
+        for _ in 0..n {
+            loop {
+                match self.next(Duration::from_secs(5)).await {
+                    Some(Event::Slice(h, _)) => {
+                        self.send(json!({"type": "ack", "seq": h.seq})).await;
+                        last = h.seq;
+                        break;
+                    }
+                    Some(Event::Text(_)) => continue,
+                    other => panic!("stream ended: {other:?}"),
+                }
+            }
+        }
+        last
+    }
+
     /// The next slice with its payload (skipping text), acked; `None` on
     /// timeout or close.
     pub async fn next_payload(&mut self, limit: Duration) -> Option<(SliceHeader, Bytes)> {
