@@ -6,17 +6,14 @@
 #[allow(dead_code)]
 #[path = "support/pods.rs"]
 mod pods;
-#[allow(dead_code)]
-#[path = "support/redis_server.rs"]
-mod redis_server;
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use pods::{config, free_seats, wait_until, Pod, HEARTBEAT_SLACK};
-use redis_server::RedisServer;
 use seatkeeper_pool::{claim, ls, Claim, ClaimError, PoolClient, Refusal, TokenProblem};
+use seatkeeper_testkit::redis::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 

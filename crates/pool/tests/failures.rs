@@ -6,16 +6,13 @@
 #[allow(dead_code)]
 #[path = "support/pods.rs"]
 mod pods;
-#[allow(dead_code)]
-#[path = "support/redis_server.rs"]
-mod redis_server;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use pods::{config, free_seats, raw, wait_until, Pod, HEARTBEAT_SLACK, TTL};
-use redis_server::RedisServer;
 use seatkeeper_pool::{claim, ls, ClaimError, PodAgent, PodStatus, Refusal, TokenProblem};
+use seatkeeper_testkit::redis::RedisServer;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 

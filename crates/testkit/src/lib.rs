@@ -6,9 +6,11 @@
 //! - [`server`]: spawn the binary, plain HTTP/1.1 GETs, wait-for helpers.
 //! - [`client`]: a WebSocket client whose socket the test controls
 //!   (buffer sizes, freezing, FIN, RST).
+//! - [`redis`]: a throwaway `redis-server` for pool tests.
 //! - [`relay`]: a TCP relay that can stop reading pod-side (the tunnel).
 
 pub mod client;
+pub mod redis;
 pub mod relay;
 pub mod server;
 
