@@ -107,8 +107,15 @@ impl SessionsProbe {
     }
 
     /// Whether the session `id` is still listed (its seat is held, whatever
-    /// its state: `detached` still holds a seat).
+    /// its state: `detached` still holds a seat). Asks `GET /sessions/{id}`
+    /// first — one session, not the whole list, which matters when a
+    /// thousand clients poll at once — and confirms a 404 with the list, for
+    /// servers without that route.
     pub async fn holds(&self, id: &str) -> Result<bool, ChaosError> {
+        let path = format!("{}/{id}", self.target.path.trim_end_matches('/'));
+        if let Ok((200, _)) = http(self.target.addr, "GET", &path, &[], "").await {
+            return Ok(true);
+        }
         let doc = self.get().await?;
         Ok(doc["sessions"]
             .as_array()
