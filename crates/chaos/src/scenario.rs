@@ -61,6 +61,21 @@ impl Ctx {
         Verdict::new(&self.args.scenario.name(), self.args.scenario.expected())
     }
 
+    /// Streams and acks for the warm-up after `ready`: a verdict naming the
+    /// session and counting the slices, and what the warm-up saw.
+    pub async fn warm_up(&self, c: &mut Client, ready: &Ready) -> (Verdict, Streamed) {
+        let mut v = self.verdict();
+        v.session_id = Some(ready.session_id.clone());
+        let warm = stream(
+            c,
+            self.args.warmup(),
+            ReadMode::Ack(crate::client::AckPolicy::for_window(ready)),
+        )
+        .await;
+        v.slices = warm.slices;
+        (v, warm)
+    }
+
     /// Connects (with `rcvbuf`) and says hello.
     pub async fn join(&self, rcvbuf: Option<u32>) -> Result<(Client, Ready), ChaosError> {
         let mut c = Client::connect(&self.target, rcvbuf).await?;

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{stream, Ctx, ReadMode};
+use super::Ctx;
 use crate::{
     args::Scenario,
-    client::{AckPolicy, Client, Event},
+    client::{Client, Event},
     relay::Relay,
     target::Target,
     ChaosError, Verdict,
@@ -37,15 +37,7 @@ pub async fn run(ctx: &Ctx) -> Result<Verdict, ChaosError> {
     let ready = c
         .hello_ready(&serde_json::json!({"client_id": a.client_id}))
         .await?;
-    let mut v = ctx.verdict();
-    v.session_id = Some(ready.session_id.clone());
-    let warm = stream(
-        &mut c,
-        a.warmup(),
-        ReadMode::Ack(AckPolicy::for_window(&ready)),
-    )
-    .await;
-    v.slices = warm.slices;
+    let (mut v, warm) = ctx.warm_up(&mut c, &ready).await;
     if let Some(end) = warm.ended {
         v.detail = Some(format!("ended during warm-up: {end:?}"));
         return Ok(v.decide("error", None));

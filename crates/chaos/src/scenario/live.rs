@@ -22,15 +22,7 @@ pub async fn run(ctx: &Ctx) -> Result<Verdict, ChaosError> {
         _ => None,
     };
     let (mut c, ready) = ctx.join(rcvbuf).await?;
-    let mut v = ctx.verdict();
-    v.session_id = Some(ready.session_id.clone());
-    let warm = stream(
-        &mut c,
-        a.warmup(),
-        ReadMode::Ack(AckPolicy::for_window(&ready)),
-    )
-    .await;
-    v.slices = warm.slices;
+    let (mut v, warm) = ctx.warm_up(&mut c, &ready).await;
     let mode = match a.scenario {
         Scenario::Paused => ReadMode::NoAck,
         Scenario::SlowLink => {
