@@ -109,6 +109,8 @@ async fn pipe(client: TcpStream, pod: TcpStream, frozen: Arc<AtomicBool>) {
                 break;
             }
         }
+        // Pass the client's FIN on, as a tunnel does.
+        let _ = pw.shutdown().await;
     };
     let down = async {
         let mut buf = vec![0u8; 16 << 10];
@@ -118,7 +120,10 @@ async fn pipe(client: TcpStream, pod: TcpStream, frozen: Arc<AtomicBool>) {
                 std::future::pending::<()>().await;
             }
             match pr.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    let _ = cw.shutdown().await; // the pod's FIN, passed on
+                    break;
+                }
                 Ok(n) => {
                     if frozen.load(Ordering::SeqCst) {
                         std::future::pending::<()>().await;

@@ -54,6 +54,9 @@ pub struct OpenRequest {
     pub config: Map<String, Value>,
     /// Where slices go.
     pub sink: Arc<dyn SliceSink>,
+    /// The server's shutdown: an engine still opening the session gives up
+    /// when it fires, and tells an external engine `session_end` `shutdown`.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Why an engine could not serve, or stopped serving, a session.

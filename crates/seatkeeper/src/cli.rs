@@ -6,7 +6,10 @@ use std::{net::SocketAddr, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use seatkeeper_engine::EngineSpec;
 use seatkeeper_protocol::messages::Window;
-use seatkeeper_server::{config::DEFAULT_WINDOW, Config, ConfigError};
+use seatkeeper_server::{
+    config::{parse_listen, AdminAddr, DEFAULT_WINDOW},
+    Config, ConfigError,
+};
 
 /// seatkeeper: holds a GPU pod's seat(s), streams an engine's slices to one
 /// client per seat, and reaps dead clients from kernel evidence.
@@ -68,17 +71,24 @@ pub(crate) enum PoolCommand {
 /// `seatkeeper drain`.
 #[derive(Debug, Args)]
 pub(crate) struct DrainArgs {
-    /// The server's address.
-    #[arg(long, env = "SEATKEEPER_LISTEN", default_value = "127.0.0.1:1318")]
-    pub listen: SocketAddr,
+    /// The server's public address (used with --admin-token) [default: 127.0.0.1:1318].
+    #[arg(long, env = "SEATKEEPER_LISTEN", value_parser = parse_listen)]
+    pub listen: Option<SocketAddr>,
+    /// The server's admin listener (127.0.0.1:PORT or unix:PATH); needs no token.
+    /// Used when given or when SEATKEEPER_ADMIN_LISTEN is set [default: none].
+    #[arg(long = "admin-listen", env = "SEATKEEPER_ADMIN_LISTEN")]
+    pub admin_listen: Option<AdminAddr>,
+    /// Undo a drain: admit new sessions again (DELETE /drain).
+    #[arg(long, conflicts_with = "wait")]
+    pub cancel: bool,
     /// Wait until no seat is held.
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout_s: u64,
-    /// Admin bearer token, when the server has one.
-    #[arg(long, env = "SEATKEEPER_ADMIN_TOKEN")]
+    /// Admin bearer token, for the public port [default: none].
+    #[arg(long, env = "SEATKEEPER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 }
 
@@ -94,8 +104,9 @@ pub(crate) enum LogFormat {
 /// `seatkeeper serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// One TCP port for HTTP, WebSocket and the web client.
-    #[arg(long, env = "SEATKEEPER_LISTEN", default_value = "127.0.0.1:1318")]
+    /// One TCP port for HTTP, WebSocket and the web client (IP:PORT,
+    /// [IPv6]:PORT or localhost:PORT).
+    #[arg(long, env = "SEATKEEPER_LISTEN", default_value = "127.0.0.1:1318", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Concurrent sessions (a GPU pod has one).
     #[arg(long, env = "SEATKEEPER_SEATS", default_value_t = 1)]
@@ -104,7 +115,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SEATKEEPER_ENGINE", default_value = "demo")]
     pub engine: EngineSpec,
     /// Grace window of the send-stall reaper, seconds (fractions allowed).
-    /// Also read from DEMON_DEAD_CLIENT_STALL_S.
+    /// Also read from DEMON_DEAD_CLIENT_STALL_S [default: 30].
     #[arg(long, env = "SEATKEEPER_DEAD_CLIENT_STALL_S")]
     pub dead_client_stall_s: Option<f64>,
     /// How often each session's socket is sampled, milliseconds.
@@ -113,8 +124,9 @@ pub(crate) struct ServeArgs {
     /// WebSocket ping cadence, seconds.
     #[arg(long, default_value_t = 5.0)]
     pub ping_interval_s: f64,
-    /// Reap a session whose client answered no ping for this long; 0 disables.
-    #[arg(long, default_value_t = 60.0)]
+    /// Reap a session whose client answered no ping for this long after its
+    /// TCP acknowledged the ping; must exceed --ping-interval-s; 0 disables.
+    #[arg(long, default_value_t = 20.0)]
     pub pong_timeout_s: f64,
     /// How long a session lost by transport waits for a resume; 0 disables.
     #[arg(long, default_value_t = 5.0)]
@@ -125,9 +137,15 @@ pub(crate) struct ServeArgs {
     /// Most payload bytes sent and not acknowledged.
     #[arg(long, default_value_t = DEFAULT_WINDOW.bytes)]
     pub window_bytes: u64,
-    /// Bearer token for admin routes; without it they answer loopback peers only.
-    #[arg(long, env = "SEATKEEPER_ADMIN_TOKEN")]
+    /// Bearer token for admin routes on either listener; without it the
+    /// public port refuses them (403 admin_disabled) [default: none].
+    #[arg(long, env = "SEATKEEPER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// A second listener for sidecars and operators (127.0.0.1:PORT,
+    /// localhost:PORT or unix:PATH): admin routes, /metrics and the full
+    /// /sessions without a token [default: none].
+    #[arg(long, env = "SEATKEEPER_ADMIN_LISTEN")]
+    pub admin_listen: Option<AdminAddr>,
     /// Largest client message, bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_message_bytes: usize,
@@ -137,25 +155,25 @@ pub(crate) struct ServeArgs {
     /// Most open client connections.
     #[arg(long, default_value_t = 16_384)]
     pub max_connections: usize,
-    /// Allowed Origin for the WebSocket upgrade (repeatable); none allows any.
+    /// Allowed Origin for the WebSocket upgrade (repeatable) [default: any].
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Serve HTTPS/WSS with this PEM certificate chain (needs --tls-key).
+    /// Serve HTTPS/WSS with this PEM certificate chain (needs --tls-key) [default: none].
     #[arg(long, env = "SEATKEEPER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
-    /// The PEM private key for --tls-cert.
+    /// The PEM private key for --tls-cert [default: none].
     #[arg(long, env = "SEATKEEPER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
-    /// Join the Redis seat pool at this URL (redis://HOST:PORT).
+    /// Join the Redis seat pool at this URL (redis://HOST:PORT) [default: none].
     #[arg(long, env = "SEATKEEPER_POOL")]
     pub pool: Option<String>,
-    /// This pod's id in the pool.
+    /// This pod's id in the pool [default: none].
     #[arg(long, env = "SEATKEEPER_POD_ID")]
     pub pod_id: Option<String>,
-    /// The WebSocket URL routers hand to clients for this pod.
+    /// The WebSocket URL routers hand to clients for this pod [default: none].
     #[arg(long, env = "SEATKEEPER_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
     /// Seconds without a heartbeat before the pod leaves the pool.
@@ -237,6 +255,7 @@ impl ServeArgs {
                 bytes: self.window_bytes,
             },
             admin_token: self.admin_token.clone().filter(|t| !t.is_empty()),
+            admin_listen: self.admin_listen.clone(),
             max_message_bytes: self.max_message_bytes,
             max_msg_rate: self.max_msg_rate,
             max_connections: self.max_connections,

@@ -1,26 +1,64 @@
-//! `seatkeeper drain`: `POST /drain` on a running server, then (with
-//! `--wait`) poll `/sessions` until no seat is held.
+//! `seatkeeper drain`: `POST /drain` on a running server (or `DELETE
+//! /drain` with `--cancel`), then (with `--wait`) poll `/sessions` until no
+//! seat is held. It goes through the admin listener when one is named
+//! (no token needed), else through the public port with the admin token.
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use seatkeeper_server::config::AdminAddr;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::cli::DrainArgs;
 
-async fn request(
-    addr: SocketAddr,
+/// How to reach the server.
+enum Target {
+    Public(SocketAddr, Option<String>),
+    Admin(AdminAddr),
+}
+
+impl Target {
+    fn describe(&self) -> String {
+        match self {
+            Self::Public(a, _) => a.to_string(),
+            Self::Admin(a) => format!("{a} (admin listener)"),
+        }
+    }
+
+    async fn request(&self, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+        let connect = Duration::from_secs(5);
+        match self {
+            Self::Public(addr, token) => {
+                let s =
+                    tokio::time::timeout(connect, tokio::net::TcpStream::connect(addr)).await??;
+                exchange(s, method, path, &addr.to_string(), token.as_deref()).await
+            }
+            Self::Admin(AdminAddr::Tcp(addr)) => {
+                let s =
+                    tokio::time::timeout(connect, tokio::net::TcpStream::connect(addr)).await??;
+                exchange(s, method, path, &addr.to_string(), None).await
+            }
+            Self::Admin(AdminAddr::Unix(path_buf)) => {
+                let s = tokio::time::timeout(connect, tokio::net::UnixStream::connect(path_buf))
+                    .await??;
+                exchange(s, method, path, "localhost", None).await
+            }
+        }
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
     method: &str,
     path: &str,
+    host: &str,
     token: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await??;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).await?;
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut raw)).await??;
@@ -35,14 +73,26 @@ async fn request(
 }
 
 pub(crate) async fn run(args: DrainArgs) -> ExitCode {
-    match request(args.listen, "POST", "/drain", args.admin_token.as_deref()).await {
-        Ok((202, _)) => eprintln!("seatkeeper: {} is draining", args.listen),
+    let target = match (args.admin_listen, args.listen) {
+        (Some(admin), _) => Target::Admin(admin),
+        (None, listen) => Target::Public(
+            listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1318))),
+            args.admin_token.filter(|t| !t.is_empty()),
+        ),
+    };
+    let (method, done) = if args.cancel {
+        ("DELETE", "admits sessions again")
+    } else {
+        ("POST", "is draining")
+    };
+    match target.request(method, "/drain").await {
+        Ok((202, _)) => eprintln!("seatkeeper: {} {done}", target.describe()),
         Ok((code, body)) => {
-            eprintln!("seatkeeper: drain refused ({code}): {body}");
+            eprintln!("seatkeeper: drain refused ({code}): {}", body.trim());
             return ExitCode::from(1);
         }
         Err(e) => {
-            eprintln!("seatkeeper: cannot reach {}: {e}", args.listen);
+            eprintln!("seatkeeper: cannot reach {}: {e}", target.describe());
             return ExitCode::from(1);
         }
     }
@@ -51,7 +101,7 @@ pub(crate) async fn run(args: DrainArgs) -> ExitCode {
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout_s);
     while tokio::time::Instant::now() < deadline {
-        if let Ok((200, body)) = request(args.listen, "GET", "/sessions", None).await {
+        if let Ok((200, body)) = target.request("GET", "/sessions").await {
             if body.contains("\"lockHeld\":false") {
                 eprintln!("seatkeeper: no seat held; drained");
                 return ExitCode::SUCCESS;

@@ -13,7 +13,6 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use anyhow::Context;
 use clap::Parser;
 use seatkeeper_engine::external;
 use seatkeeper_server::{Config, Server};
@@ -66,8 +65,11 @@ fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SEATKEEPER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never into a log file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -125,9 +127,18 @@ async fn serve(
     let engine = external::build(&config.engine)
         .await
         .map_err(|e| BadConfig(format!("cannot set up engine {}: {e}", config.engine)))?;
+    // A port that cannot be bound is a start-up problem like any other (exit 2).
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .map_err(|e| BadConfig(format!("cannot listen on {}: {e}", args.listen)))?;
+    let admin = match &config.admin_listen {
+        Some(addr) => Some(
+            seatkeeper_server::admin::AdminListener::bind(addr)
+                .await
+                .map_err(|e| BadConfig(format!("cannot listen on --admin-listen {addr}: {e}")))?,
+        ),
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     // The pod agent outlives the server's shutdown by its own token, so it
     // can publish "draining" and then deregister.
@@ -144,6 +155,9 @@ async fn serve(
     let mut server = Server::new(config, engine, admission, shutdown.clone())?;
     if let Some(tls) = tls {
         server = server.with_tls(tls);
+    }
+    if let Some(admin) = admin {
+        server = server.with_admin(admin);
     }
     let _ = late_app.set(server.app());
     if let Some(agent) = &agent {

@@ -100,13 +100,13 @@ async fn slices_flow_from_a_python_engine_and_knobs_change_the_tone() {
     let hz = tone(&mut c).await;
     assert!((hz - 880.0).abs() < 30.0, "{hz}");
 
-    // The control bus: an admin (loopback) injects a client-shaped message.
+    // The control bus: an operator on the admin listener injects a
+    // client-shaped message.
     let id = ready["session_id"].as_str().unwrap();
     let (code, body) = s
-        .request(
+        .admin_request(
             "POST",
             &format!("/sessions/{id}/cmd"),
-            &[("content-type", "application/json")],
             r#"{"type":"params","freq":220}"#,
         )
         .await

@@ -578,6 +578,29 @@ async fn wrong_pod_missing_malformed_and_reused_tokens_are_refused_1008_and_hold
 }
 
 #[tokio::test]
+async fn on_a_full_pod_a_reused_or_missing_token_is_still_bad_seat_token() {
+    let redis = redis_or_skip!();
+    let url = redis.url();
+    let p = pod(&redis, "pod-full", &[("--claim-ttl-s", "30")]).await;
+    let c = granted(&url).await;
+    let (mut s, _) = enter(&p, &c).await;
+    s.take_slices(2).await;
+    assert_eq!(held(&p).await, 1, "the pod is full");
+    // Not busy/1013: a caller without a good token learns nothing of seats.
+    refused(&p, json!({"seat_token": token(&c)}), "bad_seat_token", 1008).await;
+    refused(&p, json!({}), "bad_seat_token", 1008).await;
+    refused(
+        &p,
+        json!({"seat_token": "0".repeat(64)}),
+        "bad_seat_token",
+        1008,
+    )
+    .await;
+    s.take_slices(3).await;
+    assert_eq!(held(&p).await, 1);
+}
+
+#[tokio::test]
 async fn an_unredeemed_claim_lapses_and_its_seat_returns() {
     let redis = redis_or_skip!();
     let url = redis.url();
@@ -995,9 +1018,9 @@ async fn drain_takes_a_pod_out_of_claims_and_waits_for_its_session() {
     let (mut s, _) = enter(&a, &c).await;
     s.take_slices(2).await;
 
-    let listen = a.addr.to_string();
+    let admin = a.admin.expect("admin listener").to_string();
     let mut drain = Command::new(BIN)
-        .args(["drain", "--listen", &listen, "--wait"])
+        .args(["drain", "--admin-listen", &admin, "--wait"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

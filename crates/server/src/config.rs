@@ -1,7 +1,7 @@
 //! The validated configuration, built once before any port is bound and
 //! shared read-only. Every bound and timeout of the server lives here.
 
-use std::time::Duration;
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use seatkeeper_engine::EngineSpec;
 use seatkeeper_protocol::messages::Window;
@@ -29,11 +29,14 @@ pub struct Config {
     pub window: Window,
     /// Per-session outbox bounds.
     pub outbox: Limits,
-    /// Bearer token for admin routes; without it, loopback peers only.
+    /// Bearer token for admin routes on either listener; without it the
+    /// public port refuses admin routes (`403 admin_disabled`).
     pub admin_token: Option<String>,
+    /// The admin listener (`--admin-listen`): admin routes without a token.
+    pub admin_listen: Option<AdminAddr>,
     /// Time from upgrade to `hello`.
     pub hello_timeout: Duration,
-    /// Time for an HTTP request's headers to arrive.
+    /// Time for a whole HTTP request (headers and body) to arrive.
     pub header_timeout: Duration,
     /// Largest client message.
     pub max_message_bytes: usize,
@@ -59,11 +62,12 @@ impl Default for Config {
             stall_grace: Duration::from_secs(30),
             watchdog_interval: Duration::from_millis(500),
             ping_interval: Duration::from_secs(5),
-            pong_timeout: Some(Duration::from_secs(60)),
+            pong_timeout: Some(Duration::from_secs(20)),
             resume_window: Some(Duration::from_secs(5)),
             window: DEFAULT_WINDOW,
             outbox: Limits::default(),
             admin_token: None,
+            admin_listen: None,
             hello_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             max_message_bytes: 1 << 20,
@@ -114,6 +118,15 @@ impl Config {
         if self.ping_interval.is_zero() {
             return fail("--ping-interval-s must be greater than 0".into());
         }
+        if let Some(pong) = self.pong_timeout {
+            if pong <= self.ping_interval {
+                return fail(format!(
+                    "--pong-timeout-s ({} s) must exceed --ping-interval-s ({} s), or be 0 to disable",
+                    pong.as_secs_f64(),
+                    self.ping_interval.as_secs_f64()
+                ));
+            }
+        }
         if self.window.slices == 0 || self.window.bytes == 0 {
             return fail("--window-slices and --window-bytes must be at least 1".into());
         }
@@ -133,4 +146,64 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Where the admin listener binds: a loopback TCP address or a Unix socket.
+///
+/// Only loopback: the listener grants admin rights without a token, so it
+/// must be reachable only from the pod itself (a sidecar, an operator's
+/// `kubectl exec`), never through a tunnel or a published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAddr {
+    /// `127.0.0.1:PORT`, `[::1]:PORT` or `localhost:PORT`.
+    Tcp(SocketAddr),
+    /// `unix:PATH`.
+    Unix(PathBuf),
+}
+
+impl FromStr for AdminAddr {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(ConfigError("--admin-listen unix: needs a path".into()));
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        let addr = parse_listen(s).map_err(|e| ConfigError(format!("--admin-listen: {e}")))?;
+        if !addr.ip().is_loopback() {
+            return Err(ConfigError(format!(
+                "--admin-listen {s}: must be a loopback address or unix:PATH \
+                 (it grants admin rights without a token)"
+            )));
+        }
+        Ok(Self::Tcp(addr))
+    }
+}
+
+impl fmt::Display for AdminAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Parses a listen address: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`
+/// (which means 127.0.0.1, never a name lookup).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Some(port) = s.strip_prefix("localhost:") {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{s:?}: the port must be a number from 0 to 65535"))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Err(format!(
+        "{s:?} is not an address: use IP:PORT, [IPv6]:PORT or localhost:PORT"
+    ))
 }

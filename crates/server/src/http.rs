@@ -3,41 +3,68 @@
 use std::sync::{atomic::Ordering::Relaxed, Arc};
 
 use axum::{
-    body::Bytes,
-    extract::{DefaultBodyLimit, Path, Request, State},
+    extract::{Path, Request, State},
     http::{header, HeaderMap, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
     Extension, Json, Router,
 };
 use seatkeeper_protocol::ClientMsg;
 use serde_json::{json, Value};
 
-use crate::{app::App, metrics::family, net::ConnInfo, web, ws};
+use crate::{
+    access::{self, Listener},
+    app::App,
+    metrics::family,
+    session::EndRequest,
+    web, ws,
+};
 
 /// A JSON error response: `{"error": code, "message": …}`.
 pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"error": code, "message": message}))).into_response()
 }
 
-/// Largest admin request body.
-const MAX_BODY: usize = 64 << 10;
-
-/// The router; state is the shared [`App`].
-pub(crate) fn router(app: Arc<App>) -> Router {
+/// Routes that need admin rights, behind the check that runs before any
+/// body is read.
+fn admin_routes(app: &Arc<App>) -> Router<Arc<App>> {
     Router::new()
-        .route("/ws", get(ws_route))
-        .route("/sessions", get(list_sessions))
-        .route("/sessions/{id}", get(get_session).delete(evict))
+        .route("/sessions/{id}", delete(evict))
         .route("/sessions/{id}/cmd", post(command))
+        .route("/drain", post(drain).delete(undrain))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(app),
+            access::require_admin,
+        ))
+}
+
+/// Routes both listeners answer.
+fn shared_routes(app: &Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", get(get_session))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/readyz/pool", get(member_ready))
-        .route("/drain", post(drain))
         .route("/metrics", get(metrics))
-        .merge(web::routes())
+        .merge(admin_routes(app))
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The public port's router: sessions, the web client, public and admin routes.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    shared_routes(&app)
+        .route("/ws", get(ws_route))
+        .merge(web::routes())
+        .with_state(app)
+}
+
+/// The admin listener's router: no sessions, no web client; every request
+/// is admin, and a `Host` that is a DNS name is refused.
+pub(crate) fn admin_router(app: Arc<App>) -> Router {
+    shared_routes(&app)
+        .layer(middleware::from_fn(access::check_host))
         .with_state(app)
 }
 
@@ -45,9 +72,18 @@ async fn ws_route(State(app): State<Arc<App>>, req: Request) -> Response {
     ws::upgrade(app, req).await
 }
 
-async fn list_sessions(State(app): State<Arc<App>>) -> Json<Value> {
+fn admin_view(app: &App, listener: Option<Extension<Listener>>, headers: &HeaderMap) -> bool {
+    access::is_admin(app, listener.map(|l| l.0), headers)
+}
+
+async fn list_sessions(
+    State(app): State<Arc<App>>,
+    listener: Option<Extension<Listener>>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let admin = admin_view(&app, listener, &headers);
     let (seats, sessions) = app.registry.snapshot();
-    let mut list: Vec<Value> = sessions.iter().map(|s| s.to_json()).collect();
+    let mut list: Vec<Value> = sessions.iter().map(|s| s.to_json(admin)).collect();
     list.sort_by_key(|v| v["started_at_ms"].as_u64());
     Json(json!({
         "lockHeld": seats.held > 0,
@@ -56,70 +92,40 @@ async fn list_sessions(State(app): State<Arc<App>>) -> Json<Value> {
     }))
 }
 
-async fn get_session(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+async fn get_session(
+    State(app): State<Arc<App>>,
+    listener: Option<Extension<Listener>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let admin = admin_view(&app, listener, &headers);
     match app.registry.get(&id) {
-        Some(s) => Json(s.to_json()).into_response(),
+        Some(s) => Json(s.to_json(admin)).into_response(),
         None => json_error(StatusCode::NOT_FOUND, "not_found", "no such session"),
     }
 }
 
-/// Admin routes: the bearer token when one is set, else loopback peers only.
-/// Returns the refusal, if refused.
-fn refuse_admin(app: &App, headers: &HeaderMap, info: Option<&ConnInfo>) -> Option<Response> {
-    let ok = match &app.config.admin_token {
-        Some(token) => headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())),
-        None => info.is_some_and(|i| i.peer.ip().is_loopback()),
-    };
-    if ok {
-        None
-    } else {
-        let why = if app.config.admin_token.is_some() {
-            "admin routes need Authorization: Bearer <admin token>"
-        } else {
-            "admin routes answer loopback peers only (set --admin-token to allow others)"
-        };
-        Some(json_error(StatusCode::UNAUTHORIZED, "unauthorized", why))
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn evict(
-    State(app): State<Arc<App>>,
-    info: Option<Extension<ConnInfo>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = refuse_admin(&app, &headers, info.as_deref()) {
-        return r;
-    }
-    match app.registry.get(&id) {
-        Some(s) => {
-            s.evict();
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => json_error(StatusCode::NOT_FOUND, "not_found", "no such session"),
-    }
-}
-
-async fn command(
-    State(app): State<Arc<App>>,
-    info: Option<Extension<ConnInfo>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = refuse_admin(&app, &headers, info.as_deref()) {
-        return r;
-    }
+async fn evict(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
     let Some(session) = app.registry.get(&id) else {
         return json_error(StatusCode::NOT_FOUND, "not_found", "no such session");
+    };
+    match session.request_end(EndRequest::Evict) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(()) => json_error(
+            StatusCode::CONFLICT,
+            "already_ending",
+            "the session is already ending for another reason",
+        ),
+    }
+}
+
+async fn command(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
+    let Some(session) = app.registry.get(&id) else {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "no such session");
+    };
+    let body = match access::read_body(req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
     let text = match std::str::from_utf8(&body) {
         Ok(t) => t,
@@ -176,20 +182,32 @@ async fn member_ready(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-async fn drain(
-    State(app): State<Arc<App>>,
-    info: Option<Extension<ConnInfo>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = refuse_admin(&app, &headers, info.as_deref()) {
-        return r;
+async fn drain(State(app): State<Arc<App>>) -> Response {
+    set_draining(&app, true)
+}
+
+async fn undrain(State(app): State<Arc<App>>) -> Response {
+    set_draining(&app, false)
+}
+
+fn set_draining(app: &App, on: bool) -> Response {
+    let was = app.draining.swap(on, Relaxed);
+    if was != on {
+        tracing::info!(
+            draining = on,
+            "{}",
+            if on {
+                "draining: no new sessions"
+            } else {
+                "drain cancelled: admitting sessions again"
+            }
+        );
     }
-    app.draining.store(true, Relaxed);
-    app.seat_released(); // publish "draining" to the pool now
+    app.seat_released(); // publish the new state to the pool now
     let seats = app.registry.count();
     (
         StatusCode::ACCEPTED,
-        Json(json!({"draining": true, "seats": {"total": seats.total, "held": seats.held}})),
+        Json(json!({"draining": on, "seats": {"total": seats.total, "held": seats.held}})),
     )
         .into_response()
 }

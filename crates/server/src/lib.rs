@@ -15,9 +15,13 @@
 //! - [`write_through`]: keeps large slices from being shuffled on partial writes.
 //! - `ws`: the upgrade and the `hello` decision.
 //! - `http`, `web`: the routes and the embedded web client.
+//! - `access`: admin rights (never by address), the request deadline.
+//! - [`admin`]: the admin listener (`--admin-listen`).
 //! - [`metrics`]: counters and the Prometheus exposition.
 //! - `ids`: ids, tokens, wall-clock time.
 
+mod access;
+pub mod admin;
 pub mod app;
 pub mod config;
 mod http;
@@ -74,6 +78,7 @@ fn fit_to_descriptors(config: &mut Config) {
 pub struct Server {
     app: Arc<App>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    admin: Option<admin::AdminListener>,
 }
 
 impl Server {
@@ -95,12 +100,19 @@ impl Server {
         Ok(Self {
             app: App::new(config, engine, admission, sampler, shutdown),
             tls: None,
+            admin: None,
         })
     }
 
     /// Serves HTTPS/WSS with this acceptor (see [`tls::acceptor`]).
     pub fn with_tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
         self.tls = Some(acceptor);
+        self
+    }
+
+    /// Also serves the admin routes on `listener` (see [`admin`]).
+    pub fn with_admin(mut self, listener: admin::AdminListener) -> Self {
+        self.admin = Some(listener);
         self
     }
 
@@ -121,6 +133,11 @@ impl Server {
             grace_s = app.config.stall_grace.as_secs_f64(),
             "seatkeeper serving"
         );
+        if let Some(listener) = self.admin {
+            let router = http::admin_router(Arc::clone(&app));
+            app.tracker
+                .spawn(admin::serve(listener, Arc::clone(&app), router));
+        }
         let router = http::router(Arc::clone(&app));
         net::accept_loop(listener, Arc::clone(&app), router, self.tls).await;
         app.tracker.close();

@@ -25,7 +25,10 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::{debug, error};
 
-use crate::app::App;
+use crate::{
+    access::{self, Listener},
+    app::App,
+};
 
 /// What a request knows about its connection.
 #[derive(Clone)]
@@ -167,35 +170,89 @@ pub(crate) async fn accept_loop(
             _permit: permit,
         };
         let info = ConnInfo { peer, socket };
-        let router = router.clone();
-        let svc = service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(info.clone());
-            router.clone().oneshot(req)
-        });
+        let svc = service(
+            router.clone(),
+            Listener::Public,
+            Some(info),
+            app.config.header_timeout,
+        );
         let app2 = Arc::clone(&app);
         let tls = tls.clone();
         app.tracker.spawn(async move {
-            match tls {
-                None => serve_http(io, svc, &app2, peer).await,
+            let served = match tls {
+                None => serve_http(io, svc, &app2, true).await,
                 Some(acceptor) => {
-                    // The handshake shares the header deadline: a client
+                    // The handshake shares the request deadline: a client
                     // that never finishes it costs no more than a slow one.
                     match tokio::time::timeout(app2.config.header_timeout, acceptor.accept(io))
                         .await
                     {
-                        Ok(Ok(tls)) => serve_http(tls, svc, &app2, peer).await,
-                        Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                        Ok(Ok(tls)) => serve_http(tls, svc, &app2, true).await,
+                        Ok(Err(e)) => {
+                            debug!(%peer, "TLS handshake failed: {e}");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
                     }
                 }
+            };
+            if let Err(e) = served {
+                debug!(%peer, "http connection ended: {e}");
             }
         });
     }
 }
 
-/// Serves HTTP/1.1 with upgrades on one connection until it ends or the
-/// server shuts down.
-async fn serve_http<I, S>(io: I, svc: S, app: &App, peer: SocketAddr)
+/// The per-connection service: marks each request with its listener, its
+/// connection and its deadline, then hands it to the router.
+///
+/// The deadline covers headers and body. It starts when the connection
+/// begins waiting for a request — at accept, then after each response —
+/// which is also when hyper's header timer starts; the header timer drops a
+/// connection whose headers are late, the deadline a body that trickles.
+pub(crate) fn service(
+    router: Router,
+    listener: Listener,
+    info: Option<ConnInfo>,
+    timeout: Duration,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    let waiting_since = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
+    service_fn(move |mut req: Request<Incoming>| {
+        let since = *waiting_since.lock().unwrap_or_else(|e| e.into_inner());
+        let ext = req.extensions_mut();
+        ext.insert(listener);
+        ext.insert(access::deadline(since, timeout));
+        if let Some(info) = &info {
+            ext.insert(info.clone());
+        }
+        let router = router.clone();
+        let waiting_since = Arc::clone(&waiting_since);
+        async move {
+            let resp = router.oneshot(req).await;
+            *waiting_since.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+            resp
+        }
+    })
+}
+
+/// Serves HTTP/1.1 (with upgrades on the public port) on one connection
+/// until it ends or the server shuts down.
+pub(crate) async fn serve_http<I, S>(
+    io: I,
+    svc: S,
+    app: &App,
+    upgrades: bool,
+) -> Result<(), hyper::Error>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = axum::response::Response>
@@ -208,19 +265,28 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.header_timeout);
-    let conn = builder
-        .serve_connection(TokioIo::new(io), svc)
-        .with_upgrades();
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = app.shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    if upgrades {
+        let conn = builder
+            .serve_connection(TokioIo::new(io), svc)
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = app.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
-    };
-    if let Err(e) = result {
-        debug!(%peer, "http connection ended: {e}");
+    } else {
+        let conn = builder.serve_connection(TokioIo::new(io), svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = app.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
     }
 }
 

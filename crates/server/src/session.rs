@@ -11,6 +11,7 @@
 //! - [`conn`]: one WebSocket connection's reader and writer.
 
 pub mod conn;
+pub(crate) mod goodbye;
 pub mod outbox;
 
 use std::{
@@ -70,11 +71,18 @@ pub enum Event {
     ConnEnded(u64, ConnEnd),
     /// A connection was attached (fresh or resumed).
     Attached(u64),
+}
+
+/// A request to end the session from outside its task. Unlike an event it
+/// cannot be lost to a full channel: the first one is kept in a slot and
+/// the task is woken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndRequest {
     /// An admin ended the session.
     Evict,
     /// A `bye` came through the control bus.
     Bye,
-    /// The outbox overflowed.
+    /// Undroppable messages piled past the outbox's bound.
     Overflow,
 }
 
@@ -84,6 +92,8 @@ const EVENTS: usize = 64;
 struct Slot {
     conn: Option<Arc<Conn>>,
     closed: bool,
+    /// The first request to end the session, until the task takes it.
+    end: Option<EndRequest>,
 }
 
 /// The shared half of a session.
@@ -104,6 +114,9 @@ pub struct Session {
     resumes: AtomicU64,
     rtt_us: AtomicU64,
     events: mpsc::Sender<Event>,
+    /// Wakes the task for a request in `slot.end` (a stored permit if the
+    /// task is busy, so no request is missed).
+    end_requested: Notify,
     app: Arc<App>,
 }
 
@@ -132,11 +145,13 @@ impl Session {
             slot: Mutex::new(Slot {
                 conn: None,
                 closed: false,
+                end: None,
             }),
             state: AtomicU8::new(State::Streaming as u8),
             resumes: AtomicU64::new(0),
             rtt_us: AtomicU64::new(u64::MAX),
             events: tx,
+            end_requested: Notify::new(),
             app: Arc::clone(app),
         });
         (session, rx)
@@ -213,9 +228,26 @@ impl Session {
         match pushed {
             Ok(()) => self.wake.notify_one(),
             Err(Overflow) => {
-                let _ = self.events.try_send(Event::Overflow);
+                let _ = self.request_end(EndRequest::Overflow);
             }
         }
+    }
+
+    /// Asks the session task to end the session. `Ok` when this request
+    /// will be the session's end; `Err` when it is already ending.
+    pub(crate) fn request_end(&self, why: EndRequest) -> Result<(), ()> {
+        let mut slot = lock(&self.slot);
+        if slot.closed || slot.end.is_some() {
+            return Err(());
+        }
+        slot.end = Some(why);
+        drop(slot);
+        self.end_requested.notify_one();
+        Ok(())
+    }
+
+    fn take_end_request(&self) -> Option<EndRequest> {
+        lock(&self.slot).end.take()
     }
 
     /// Whether the session waits for a resume.
@@ -245,18 +277,13 @@ impl Session {
                 let _ = self.events.send(Event::Params(p)).await;
             }
             ClientMsg::Bye => {
-                let _ = self.events.send(Event::Bye).await;
+                let _ = self.request_end(EndRequest::Bye);
             }
             ClientMsg::Hello(_) => self.send_control(&ServerMsg::error(
                 "bad_message",
                 "hello is only valid as the first message of a connection",
             )),
         }
-    }
-
-    /// Asks the session task to end the session (admin eviction).
-    pub(crate) fn evict(&self) -> bool {
-        self.events.try_send(Event::Evict).is_ok()
     }
 
     pub(crate) fn events(&self) -> &mpsc::Sender<Event> {
@@ -278,8 +305,9 @@ impl Session {
         }
     }
 
-    /// The Session object of `/sessions`.
-    pub fn to_json(&self) -> Value {
+    /// The Session object of `/sessions`; `admin` adds what identifies the
+    /// client's connection (its address).
+    pub fn to_json(&self, admin: bool) -> Value {
         let stats = self.stats();
         let conn = self.conn();
         let socket = conn.as_ref().and_then(|c| c.socket.sample().ok()).map(|s| {
@@ -292,7 +320,7 @@ impl Session {
                 "notsent_bytes": s.notsent_bytes,
             })
         });
-        json!({
+        let mut v = json!({
             "id": self.id,
             "client_id": self.client_id,
             "state": State::name(self.state.load(Relaxed)),
@@ -304,10 +332,13 @@ impl Session {
             "in_flight": stats.in_flight,
             "resumes": self.resumes.load(Relaxed),
             "ping_rtt_us": stats.rtt_us,
-            "peer": conn.as_ref().map(|c| c.peer.to_string()),
             "engine": lock(&self.engine_info).get("name").cloned(),
             "socket": socket,
-        })
+        });
+        if admin {
+            v["peer"] = json!(conn.as_ref().map(|c| c.peer.to_string()));
+        }
+        v
     }
 }
 
@@ -329,7 +360,7 @@ impl SliceSink for Sink {
         match result {
             Ok(()) => s.wake.notify_one(),
             Err(Overflow) => {
-                let _ = s.events.try_send(Event::Overflow);
+                let _ = s.request_end(EndRequest::Overflow);
             }
         }
     }
@@ -470,6 +501,7 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
     let mut stats = interval(cfg.stats_interval);
     stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut detached_until: Option<Instant> = None;
+    let mut detached_at: Option<Instant> = None;
 
     let end = loop {
         tokio::select! {
@@ -483,6 +515,9 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                     }
                 }
                 Some(Event::Attached(_)) => {
+                    if let Some(at) = detached_at.take() {
+                        info!(session_id = %session.id, detached_ms = at.elapsed().as_millis() as u64, "detached session resumed");
+                    }
                     detached_until = None;
                     let _ = engine.control(Control::Keyframe);
                 }
@@ -494,7 +529,8 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                         ConnEnd::Lost(_) | ConnEnd::Reaped(seatkeeper_liveness::Evidence { reason: Reason::PeerClose, .. }) => {
                             match cfg.resume_window {
                                 Some(w) if session.detach(id) => {
-                                    info!(session_id = %session.id, window_s = w.as_secs_f64(), "transport lost; waiting for a resume");
+                                    log_detached(&session.id, &how, w);
+                                    detached_at = Some(Instant::now());
                                     detached_until = Some(Instant::now() + w);
                                 }
                                 _ => break match how {
@@ -510,9 +546,12 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                         ConnEnd::Replaced | ConnEnd::Server { .. } => {}
                     }
                 }
-                Some(Event::Evict) => break End::Evicted,
-                Some(Event::Bye) => break End::Bye,
-                Some(Event::Overflow) => break End::Overflow,
+            },
+            _ = session.end_requested.notified() => match session.take_end_request() {
+                Some(EndRequest::Evict) => break End::Evicted,
+                Some(EndRequest::Bye) => break End::Bye,
+                Some(EndRequest::Overflow) => break End::Overflow,
+                None => {}
             },
             _ = ping.tick(), if detached_until.is_none() => {
                 if let Some(conn) = session.conn() {
@@ -525,7 +564,10 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                 session.outbox().set_stats(text);
                 session.wake.notify_one();
             }
-            _ = sleep_until(detached_until.unwrap_or_else(Instant::now)), if detached_until.is_some() => break End::Expired,
+            _ = sleep_until(detached_until.unwrap_or_else(Instant::now)), if detached_until.is_some() => {
+                info!(session_id = %session.id, detached_ms = detached_at.map_or(0, |t| t.elapsed().as_millis() as u64), "no resume within the window: session expired");
+                break End::Expired;
+            }
         }
     };
 
@@ -558,4 +600,27 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
     drop(seat);
     drop(lease);
     app.seat_released();
+}
+
+/// The log line of a lost transport, with what was seen of the loss.
+fn log_detached(session_id: &str, how: &ConnEnd, window: Duration) {
+    let window_s = window.as_secs_f64();
+    match how {
+        ConnEnd::Reaped(ev) => info!(
+            session_id,
+            window_s,
+            evidence = ev.reason.as_str(),
+            tcp_state = ev.tcp_state.map(|s| s.name()),
+            error = ev.error.as_deref(),
+            queue_bytes = ev.queue_bytes,
+            "transport lost; waiting for a resume"
+        ),
+        ConnEnd::Lost(why) => info!(
+            session_id,
+            window_s,
+            evidence = %why,
+            "transport lost; waiting for a resume"
+        ),
+        _ => info!(session_id, window_s, "transport lost; waiting for a resume"),
+    }
 }

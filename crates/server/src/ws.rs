@@ -9,14 +9,14 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 use seatkeeper_engine::OpenRequest;
 use seatkeeper_protocol::{close, messages::Hello, ClientMsg, ServerMsg};
 use tokio_tungstenite::{
     tungstenite::{
         handshake::derive_accept_key,
-        protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig},
+        protocol::{Role, WebSocketConfig},
         Message,
     },
     WebSocketStream,
@@ -30,6 +30,7 @@ use crate::{
     session::{
         self,
         conn::{self, read_error, violation, Conn, ConnEnd, Ws},
+        goodbye::{self, Goodbye},
         Owned, Session, Sink,
     },
     write_through::WriteThrough,
@@ -130,45 +131,34 @@ pub(crate) async fn upgrade(app: Arc<App>, mut req: Request) -> Response {
     resp.into_response()
 }
 
-/// Sends an optional message and a close frame, then waits briefly for the
-/// client's close.
-async fn refuse(mut ws: Ws, app: &App, msg: Option<ServerMsg>, code: u16, reason: &str) {
-    let _ = tokio::time::timeout(app.config.close_grace, async {
-        if let Some(m) = msg {
-            ws.feed(Message::text(m.to_json())).await?;
-        }
-        ws.send(Message::Close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        })))
-        .await?;
-        while let Some(Ok(m)) = ws.next().await {
-            if m.is_close() {
-                break;
-            }
-        }
-        Ok::<_, tokio_tungstenite::tungstenite::Error>(())
-    })
-    .await;
+/// Says an optional message and closes with `code` (see [`goodbye`]).
+async fn refuse(
+    ws: Ws,
+    app: &App,
+    info: &ConnInfo,
+    msg: Option<ServerMsg>,
+    code: u16,
+    reason: &str,
+) {
+    let bye = Goodbye::Close {
+        error: msg,
+        code,
+        reason: reason.to_owned(),
+    };
+    goodbye::say(ws, bye, &info.socket, app.config.close_grace).await;
 }
 
 /// Refuses a connection that broke a rule before its session began.
-async fn refuse_with(ws: Ws, app: &App, end: ConnEnd) {
+async fn refuse_with(ws: Ws, app: &App, info: &ConnInfo, end: ConnEnd) {
     app.metrics.refused.fetch_add(1, Relaxed);
-    if let ConnEnd::Violation { code, error } = end {
-        let reason = match &error {
-            ServerMsg::Error { code, .. } => code.clone(),
-            _ => String::new(),
-        };
-        refuse(ws, app, Some(error), code, &reason).await
-    }
+    goodbye::say(ws, end.goodbye(), &info.socket, app.config.close_grace).await;
 }
 
 /// Waits for `hello`, then resumes, starts, or refuses a session.
 async fn admit(mut ws: Ws, app: Arc<App>, info: ConnInfo) {
     let first = tokio::select! {
         _ = app.shutdown.cancelled() => {
-            refuse(ws, &app, None, close::GOING_AWAY, "server shutting down").await;
+            refuse(ws, &app, &info, None, close::GOING_AWAY, "server shutting down").await;
             return;
         }
         first = tokio::time::timeout(app.config.hello_timeout, next_message(&mut ws)) => first,
@@ -179,12 +169,18 @@ async fn admit(mut ws: Ws, app: Arc<App>, info: ConnInfo) {
                 "no hello within {} s of the upgrade",
                 app.config.hello_timeout.as_secs_f64()
             );
-            return refuse_with(ws, &app, violation(close::POLICY, "hello_timeout", msg)).await;
+            return refuse_with(
+                ws,
+                &app,
+                &info,
+                violation(close::POLICY, "hello_timeout", msg),
+            )
+            .await;
         }
         Ok(None) => return,
         Ok(Some(Err(e))) => {
             let end = read_error(e, app.config.max_message_bytes);
-            return refuse_with(ws, &app, end).await;
+            return refuse_with(ws, &app, &info, end).await;
         }
         Ok(Some(Ok(Message::Binary(_)))) => {
             let end = violation(
@@ -192,17 +188,17 @@ async fn admit(mut ws: Ws, app: Arc<App>, info: ConnInfo) {
                 "binary_not_accepted",
                 "clients send text (JSON) messages only",
             );
-            return refuse_with(ws, &app, end).await;
+            return refuse_with(ws, &app, &info, end).await;
         }
         Ok(Some(Ok(Message::Text(text)))) => match ClientMsg::parse(&text) {
             Ok(ClientMsg::Hello(h)) => h,
             Err(e) if e.is_fatal() => {
                 let end = violation(close::INVALID_PAYLOAD, e.code(), e.to_string());
-                return refuse_with(ws, &app, end).await;
+                return refuse_with(ws, &app, &info, end).await;
             }
             Err(e @ seatkeeper_protocol::ParseError::BadField { kind: "hello", .. }) => {
                 let end = violation(close::POLICY, "bad_hello", e.to_string());
-                return refuse_with(ws, &app, end).await;
+                return refuse_with(ws, &app, &info, end).await;
             }
             _ => {
                 let end = violation(
@@ -210,10 +206,13 @@ async fn admit(mut ws: Ws, app: Arc<App>, info: ConnInfo) {
                     "hello_required",
                     "the first message must be {\"type\":\"hello\"}",
                 );
-                return refuse_with(ws, &app, end).await;
+                return refuse_with(ws, &app, &info, end).await;
             }
         },
-        Ok(Some(Ok(_))) => return, // a close frame: the client left
+        // A close frame: the client left before saying hello; answer it.
+        Ok(Some(Ok(_))) => {
+            return goodbye::say(ws, Goodbye::Echo, &info.socket, app.config.close_grace).await
+        }
     };
 
     if let Some(token) = hello.resume.as_deref() {
@@ -250,28 +249,39 @@ async fn next_message(
 }
 
 async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
+    // The seat token is judged before the seats are counted, so a caller
+    // without a good token learns nothing about the pod's seats (a full pod
+    // answers it `bad_seat_token`, not `busy`).
+    let lease = match &app.admission {
+        Some(adm) => {
+            let admitted = tokio::select! {
+                _ = app.shutdown.cancelled() => None,
+                a = adm.admit(hello.seat_token.clone()) => Some(a),
+            };
+            match admitted {
+                None => return going_away(ws, &app, &info).await,
+                Some(Ok(lease)) => Some(lease),
+                Some(Err(r)) => {
+                    info!(peer = %info.peer, code = %r.code, "hello refused: {}", r.message);
+                    let end = violation(r.close_code, &r.code, r.message);
+                    return refuse_with(ws, &app, &info, end).await;
+                }
+            }
+        }
+        None => None,
+    };
     let seat = if app.is_draining() {
         None
     } else {
         app.registry.try_reserve()
     };
     let Some(mut seat) = seat else {
+        drop(lease); // its seat goes back to the pool
         app.metrics.busy.fetch_add(1, Relaxed);
         let busy = ServerMsg::Busy {
             retry_after_s: app.config.busy_retry_after.as_secs_f64(),
         };
-        return refuse(ws, &app, Some(busy), close::BUSY, "busy").await;
-    };
-    let lease = match &app.admission {
-        Some(adm) => match adm.admit(hello.seat_token.clone()).await {
-            Ok(lease) => Some(lease),
-            Err(r) => {
-                drop(seat); // a refused hello holds no seat while it is told so
-                info!(peer = %info.peer, code = %r.code, "hello refused: {}", r.message);
-                return refuse_with(ws, &app, violation(r.close_code, &r.code, r.message)).await;
-            }
-        },
-        None => None,
+        return refuse(ws, &app, &info, Some(busy), close::BUSY, "busy").await;
     };
     let (session, events) = Session::new(&app, hello.client_id);
     let opened = app
@@ -280,16 +290,22 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
             session_id: session.id.clone(),
             config: hello.engine.unwrap_or_default(),
             sink: Arc::new(Sink(Arc::clone(&session))),
+            shutdown: app.shutdown.clone(),
         })
         .await;
     let engine = match opened {
         Ok(e) => e,
+        Err(_) if app.shutdown.is_cancelled() => {
+            drop(seat);
+            return going_away(ws, &app, &info).await;
+        }
         Err(e) => {
             drop(seat);
             info!(peer = %info.peer, "engine refused a session: {e}");
             return refuse_with(
                 ws,
                 &app,
+                &info,
                 violation(close::INTERNAL, e.code(), e.to_string()),
             )
             .await;
@@ -305,7 +321,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
     let Ok((generation, _)) = session.attach(&conn, false) else {
         return; // unreachable: nothing can close a session before its task runs
     };
-    info!(session_id = %session.id, peer = %info.peer, client_id = ?session.client_id, "session started");
+    info!(session_id = %session.id, peer = %info.peer, client_id = session.client_id.as_deref(), "session started");
     app.tracker.spawn(session::run_guarded(
         Arc::clone(&session),
         events,
@@ -316,4 +332,18 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
         },
     ));
     conn::run(ws, session, conn, generation).await;
+}
+
+/// Closes a connection whose session never began because the server is
+/// stopping.
+async fn going_away(ws: Ws, app: &App, info: &ConnInfo) {
+    refuse(
+        ws,
+        app,
+        info,
+        None,
+        close::GOING_AWAY,
+        "server shutting down",
+    )
+    .await
 }

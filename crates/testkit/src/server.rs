@@ -16,6 +16,9 @@ pub struct Server {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its admin listener (`--admin-listen`), which every test server has
+    /// unless the test names its own.
+    pub admin: Option<SocketAddr>,
     /// Its log (stderr), for post-mortems.
     pub log: PathBuf,
 }
@@ -62,10 +65,19 @@ impl Server {
                 addr.port()
             ));
             let file = std::fs::File::create(&log).expect("log file");
+            let admin: Option<SocketAddr> = (!args.contains(&"--admin-listen")).then(|| {
+                format!("127.0.0.1:{}", free_port())
+                    .parse()
+                    .expect("admin addr")
+            });
+            let admin_args = admin
+                .map(|a| vec!["--admin-listen".to_owned(), a.to_string()])
+                .unwrap_or_default();
             let child = Command::new(bin)
                 .arg("serve")
                 .arg("--listen")
                 .arg(addr.to_string())
+                .args(&admin_args)
                 .args(args)
                 .envs(env.iter().copied())
                 .env("SEATKEEPER_LOG", "info,seatkeeper_server=debug")
@@ -75,7 +87,12 @@ impl Server {
                 .kill_on_drop(true)
                 .spawn()
                 .expect("spawn seatkeeper");
-            let mut server = Self { child, addr, log };
+            let mut server = Self {
+                child,
+                addr,
+                admin,
+                log,
+            };
             let up = wait_until(Duration::from_secs(10), || async {
                 server.get("/healthz").await.ok().filter(|(s, _)| *s == 200)
             })
@@ -110,6 +127,17 @@ impl Server {
         body: &str,
     ) -> std::io::Result<(u16, String)> {
         http(self.addr, method, path, headers, body).await
+    }
+
+    /// A request on the admin listener (admin rights without a token).
+    pub async fn admin_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
+        let addr = self.admin.expect("this server has no admin listener");
+        http(addr, method, path, &[], body).await
     }
 
     /// `GET path`.

@@ -38,7 +38,14 @@ pub(super) async fn open(
         handle,
         reason: "closed",
     };
-    match tokio::time::timeout(limit, reply).await {
+    let answered = tokio::select! {
+        _ = req.shutdown.cancelled() => {
+            guard.reason = "shutdown";
+            return Err(EngineError::NotReady);
+        }
+        answered = tokio::time::timeout(limit, reply) => answered,
+    };
+    match answered {
         Ok(answer) => {
             guard.disarm();
             // A dropped sender means the connection went down first.

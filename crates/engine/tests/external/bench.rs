@@ -96,6 +96,7 @@ async fn bench_built_in_synthetic() {
                 session_id: "bench".into(),
                 config: Default::default(),
                 sink: sink.clone(),
+                shutdown: tokio_util::sync::CancellationToken::new(),
             })
             .await
             .unwrap();

@@ -105,6 +105,7 @@ pub(crate) async fn open(
             session_id: id.to_owned(),
             config,
             sink,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         })
         .await
 }

@@ -23,17 +23,17 @@ use hyper_util::rt::TokioIo;
 use seatkeeper_liveness::{Evidence, Hooks, SocketHandle};
 use seatkeeper_protocol::{close, ClientMsg, ServerMsg};
 use tokio_tungstenite::{
-    tungstenite::{
-        self,
-        protocol::{frame::coding::CloseCode, CloseFrame},
-        Message,
-    },
+    tungstenite::{self, Message},
     WebSocketStream,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
-use super::{outbox::Item, Event, Session};
+use super::{
+    goodbye::{self, Goodbye},
+    outbox::Item,
+    Event, Session,
+};
 use crate::{app::App, write_through::WriteThrough};
 
 /// The WebSocket type of a connection.
@@ -71,37 +71,38 @@ pub enum ConnEnd {
 }
 
 impl ConnEnd {
-    /// The error message and close frame to send, if any.
-    fn farewell(&self) -> Option<(Option<ServerMsg>, u16, String)> {
+    /// How the connection is left.
+    pub(crate) fn goodbye(&self) -> Goodbye {
+        let close = |error: Option<ServerMsg>, code: u16, reason: String| Goodbye::Close {
+            error,
+            code,
+            reason,
+        };
         match self {
-            Self::Bye => Some((None, close::NORMAL, "bye".into())),
+            Self::Bye => close(None, close::NORMAL, "bye".into()),
             Self::Violation { code, error } => {
                 let reason = match error {
                     ServerMsg::Error { code, .. } => code.clone(),
                     _ => String::new(),
                 };
-                Some((Some(error.clone()), *code, reason))
+                close(Some(error.clone()), *code, reason)
             }
-            Self::Replaced => Some((
+            // A live connection (another tab) must see its 4002; a
+            // half-open one is reset when the close frame cannot get out
+            // within the close grace.
+            Self::Replaced => close(
                 None,
                 close::REPLACED,
                 "replaced by a resumed connection".into(),
-            )),
+            ),
             Self::Server {
                 code,
                 reason,
                 error,
-            } => Some((error.clone(), *code, reason.clone())),
-            Self::PeerClosed(_) | Self::Lost(_) | Self::Reaped(_) => None,
+            } => close(error.clone(), *code, reason.clone()),
+            Self::PeerClosed(_) => Goodbye::Echo,
+            Self::Lost(_) | Self::Reaped(_) => Goodbye::Abort,
         }
-    }
-
-    /// Whether the socket should be reset rather than closed in order. A
-    /// replaced connection is not: a live one (another tab) must see its
-    /// 4002, and a half-open one is reset by the writer when the close frame
-    /// cannot get out within the close grace.
-    fn abortive(&self) -> bool {
-        matches!(self, Self::Reaped(_) | Self::Lost(_))
     }
 }
 
@@ -219,7 +220,8 @@ pub(crate) async fn run(ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generati
         conn.socket.abort();
         let end = ConnEnd::Lost("internal error".into());
         conn.finish(end.clone());
-        let _ = session.events().try_send(Event::ConnEnded(conn.id, end));
+        // Awaited, not tried: a full channel must not lose the report.
+        let _ = session.events().send(Event::ConnEnded(conn.id, end)).await;
     }
 }
 
@@ -251,26 +253,23 @@ async fn run_attached(ws: Ws, session: &Arc<Session>, conn: &Arc<Conn>, generati
         .events()
         .send(Event::ConnEnded(conn.id, end.clone()))
         .await;
-    // The writer says goodbye within the close grace, or gives up.
+    // The writer hands back its half; the goodbye needs the whole stream.
     let sink = match early {
         Some(w) => w.ok().flatten(),
         None => writer.await.ok().flatten(),
     };
-    if end.abortive() {
-        conn.socket.abort();
-        return;
-    }
-    if let Some(sink) = sink {
-        // Wait briefly for the client's side of the close handshake.
-        let _ = tokio::time::timeout(app.config.close_grace, async {
-            while let Some(Ok(msg)) = stream.next().await {
-                if msg.is_close() {
-                    break;
-                }
+    let bye = end.goodbye();
+    match sink {
+        Some(sink) => match stream.reunite(sink) {
+            Ok(ws) => goodbye::say(ws, bye, &conn.socket, app.config.close_grace).await,
+            Err(_) => {
+                conn.socket.abort(); // unreachable: the halves are a pair
             }
-        })
-        .await;
-        drop(sink);
+        },
+        // The writer failed or died: nothing more can be said.
+        None => {
+            conn.socket.abort();
+        }
     }
 }
 
@@ -423,8 +422,8 @@ async fn next_item(session: &Session, generation: u64) -> Option<(Item, bool)> {
     }
 }
 
-/// Writes until the connection ends; then the goodbye, if one is due.
-/// Returns the sink when it is still usable.
+/// Writes until the connection ends. Returns the sink when it is still
+/// usable (for the goodbye).
 async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
     session: Arc<Session>,
@@ -468,31 +467,7 @@ async fn write_loop(
             metrics.bytes_sent.fetch_add(len, Relaxed);
         }
     }
-    let end = conn.ended();
-    let (error, code, reason) = end.farewell()?;
-    conn.socket.mark_closing();
-    let bye = async {
-        if let Some(e) = error {
-            sink.feed(Message::text(e.to_json())).await?;
-        }
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        };
-        sink.send(Message::Close(Some(frame))).await
-    };
-    match tokio::time::timeout(session.app.config.close_grace, bye).await {
-        Ok(Ok(())) => Some(sink),
-        Ok(Err(e)) => {
-            debug!(session_id = %session.id, "close frame not sent: {e}");
-            None
-        }
-        Err(_) => {
-            info!(session_id = %session.id, "close frame did not go out in time; resetting");
-            conn.socket.abort();
-            None
-        }
-    }
+    Some(sink)
 }
 
 /// A token bucket: `rate` per second, bursts up to one second's worth.
