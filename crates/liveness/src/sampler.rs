@@ -30,6 +30,10 @@ pub trait Hooks: Send + Sync + 'static {
     /// Called once, from the sampler thread, just before the socket is
     /// aborted. Must not block.
     fn on_reap(&self, evidence: &Evidence);
+    /// Every verdict of every sweep (a reap's also goes to `on_reap`), from
+    /// the sampler thread, for whoever watches (the operator's page). Must
+    /// not block.
+    fn observed(&self, _verdict: &Verdict) {}
 }
 
 struct Entry {
@@ -228,6 +232,7 @@ fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
             continue; // the owner is tearing it down
         }
         let verdict = lock(&entry.detector).observe(now, &obs);
+        entry.hooks.observed(&verdict);
         if let Verdict::Reap(evidence) = verdict {
             reaped.push(*id);
             // The verdict is recorded before the abort, so whatever the

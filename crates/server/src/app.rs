@@ -41,6 +41,38 @@ pub trait Admission: Send + Sync + 'static {
     fn released(&self) {}
     /// Appends the admission's metrics (Prometheus text).
     fn render_metrics(&self, _out: &mut String) {}
+    /// The fleet as the pool sees it (`pool ls`), for the operator's page.
+    fn fleet(&self) -> BoxFuture<Option<serde_json::Value>> {
+        Box::pin(async { None })
+    }
+}
+
+/// How many reaps the operator's page remembers.
+const RECENT_REAPS: usize = 32;
+
+/// The latest reaps, newest last, bounded.
+#[derive(Debug, Default)]
+pub struct Recent(std::sync::Mutex<std::collections::VecDeque<serde_json::Value>>);
+
+impl Recent {
+    /// Remembers one, forgetting the oldest past the bound.
+    pub fn push(&self, v: serde_json::Value) {
+        let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() == RECENT_REAPS {
+            q.pop_front();
+        }
+        q.push_back(v);
+    }
+
+    /// All remembered, oldest first.
+    pub fn list(&self) -> Vec<serde_json::Value> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
 }
 
 /// Shared server state.
@@ -67,6 +99,8 @@ pub struct App {
     pub started: Instant,
     /// Set by `POST /drain`: no fresh sessions, existing ones run out.
     pub draining: AtomicBool,
+    /// The latest reaps with their evidence (the operator's page).
+    pub recent_reaps: Recent,
     next_conn: AtomicU64,
 }
 
@@ -91,6 +125,7 @@ impl App {
             released: Notify::new(),
             started: Instant::now(),
             draining: AtomicBool::new(false),
+            recent_reaps: Recent::default(),
             next_conn: AtomicU64::new(1),
         })
     }

@@ -64,6 +64,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 /// is admin, and a `Host` that is a DNS name is refused.
 pub(crate) fn admin_router(app: Arc<App>) -> Router {
     shared_routes(&app)
+        .route("/admin", get(web::admin_page))
+        .route("/admin/state", get(admin_state))
         .layer(middleware::from_fn(access::check_host))
         .with_state(app)
 }
@@ -103,6 +105,42 @@ async fn get_session(
         Some(s) => Json(s.to_json(admin)).into_response(),
         None => json_error(StatusCode::NOT_FOUND, "not_found", "no such session"),
     }
+}
+
+/// Everything the operator's page shows, in one answer.
+async fn admin_state(State(app): State<Arc<App>>) -> Json<Value> {
+    let (seats, sessions) = app.registry.snapshot();
+    let mut list: Vec<Value> = sessions.iter().map(|s| s.to_json(true)).collect();
+    list.sort_by_key(|v| v["started_at_ms"].as_u64());
+    let fleet = match &app.admission {
+        Some(a) => a.fleet().await,
+        None => None,
+    };
+    let cfg = &app.config;
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let st = app.sampler.stats();
+    Json(json!({
+        "now_ms": crate::ids::now_ms(),
+        "seats": {"total": seats.total, "held": seats.held},
+        "ready": app.ready(),
+        "draining": app.is_draining(),
+        "engine": {"name": app.engine.name(), "ready": app.engine.is_ready()},
+        "config": {
+            "grace_ms": ms(cfg.stall_grace),
+            "pong_timeout_ms": cfg.pong_timeout.map(ms),
+            "ping_interval_ms": ms(cfg.ping_interval),
+            "watchdog_interval_ms": ms(cfg.watchdog_interval),
+            "resume_window_ms": cfg.resume_window.map(ms),
+        },
+        "watchdog": {
+            "sockets": st.last_sweep_sockets.load(Relaxed),
+            "last_sweep_us": st.last_sweep_ns.load(Relaxed) / 1000,
+            "sweeps": st.sweeps.load(Relaxed),
+        },
+        "sessions": list,
+        "reaps": app.recent_reaps.list(),
+        "fleet": fleet,
+    }))
 }
 
 async fn evict(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {

@@ -337,8 +337,28 @@ impl Session {
         });
         if admin {
             v["peer"] = json!(conn.as_ref().map(|c| c.peer.to_string()));
+            v["liveness"] = conn.as_ref().map_or(Value::Null, |c| self.liveness(c));
         }
         v
+    }
+}
+
+impl Session {
+    /// What the reaper sees of the attached connection: the rule counting
+    /// and how far it is from a verdict.
+    fn liveness(&self, conn: &Conn) -> Value {
+        use seatkeeper_liveness::Hooks;
+        let cfg = &self.app.config;
+        let seen = conn.observed();
+        let ms = |d: Duration| d.as_millis() as u64;
+        json!({
+            "rule": seen.rule,
+            "counting_ms": ms(seen.counting),
+            "grace_ms": ms(cfg.stall_grace),
+            "since_pong_ms": ms(conn.since_pong(std::time::Instant::now())),
+            "pong_timeout_ms": cfg.pong_timeout.map(ms),
+            "watchdog_interval_ms": ms(cfg.watchdog_interval),
+        })
     }
 }
 

@@ -20,7 +20,7 @@ use futures_util::{
     FutureExt, SinkExt, StreamExt,
 };
 use hyper_util::rt::TokioIo;
-use seatkeeper_liveness::{Evidence, Hooks, SocketHandle};
+use seatkeeper_liveness::{Evidence, Hooks, SocketHandle, Verdict};
 use seatkeeper_protocol::{close, ClientMsg, ServerMsg};
 use tokio_tungstenite::{
     tungstenite::{self, Message},
@@ -122,7 +122,20 @@ pub struct Conn {
     /// Nanoseconds after `started` of the last pong (0: none yet).
     last_pong_ns: AtomicU64,
     end: Mutex<Option<ConnEnd>>,
+    /// What the sampler said last (for the operator's page).
+    observed: Mutex<Observed>,
     app: Arc<App>,
+}
+
+/// The sampler's last word on a connection: which rule is counting, and
+/// how far.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Observed {
+    /// `healthy`, `draining`, `send_stall` (counting), `unknown` (no
+    /// kernel figures), or the reason of a reap.
+    pub rule: &'static str,
+    /// How long the rule has been counting.
+    pub counting: Duration,
 }
 
 impl Conn {
@@ -142,6 +155,7 @@ impl Conn {
             started: Instant::now(),
             last_pong_ns: AtomicU64::new(0),
             end: Mutex::new(None),
+            observed: Mutex::new(Observed::default()),
             app: Arc::clone(app),
         })
     }
@@ -185,7 +199,40 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// The sampler's last word on this connection.
+    pub(crate) fn observed(&self) -> Observed {
+        *self.observed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl Hooks for Conn {
+    fn observed(&self, verdict: &Verdict) {
+        let seen = match verdict {
+            Verdict::Healthy => Observed {
+                rule: "healthy",
+                counting: Duration::ZERO,
+            },
+            Verdict::Draining => Observed {
+                rule: "draining",
+                counting: Duration::ZERO,
+            },
+            Verdict::Stalled(d) => Observed {
+                rule: "send_stall",
+                counting: *d,
+            },
+            Verdict::Unknown => Observed {
+                rule: "unknown",
+                counting: Duration::ZERO,
+            },
+            Verdict::Reap(ev) => Observed {
+                rule: ev.reason.as_str(),
+                counting: ev.stalled_for,
+            },
+        };
+        *self.observed.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+    }
+
     fn since_pong(&self, now: Instant) -> Duration {
         let last = self.started + Duration::from_nanos(self.last_pong_ns.load(Relaxed));
         now.saturating_duration_since(last)
@@ -204,6 +251,17 @@ impl Hooks for Conn {
             error = ev.error.as_deref(),
             "reaped dead client"
         );
+        self.app.recent_reaps.push(serde_json::json!({
+            "at_ms": crate::ids::now_ms(),
+            "session_id": self.session_id,
+            "peer": self.peer.to_string(),
+            "reason": ev.reason.as_str(),
+            "queue_bytes": ev.queue_bytes,
+            "bytes_acked": ev.bytes_acked,
+            "stalled_ms": ev.stalled_for.as_millis() as u64,
+            "tcp_state": ev.tcp_state.map(|s| s.name()),
+            "error": ev.error,
+        }));
         self.finish(ConnEnd::Reaped(ev.clone()));
     }
 }
