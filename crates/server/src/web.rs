@@ -1,34 +1,64 @@
 //! The web client, embedded in the binary so the release binary alone
-//! serves it.
+//! serves it: the page (`web/`), the client package it is built on
+//! (`sdk/js/`, under `/sdk/`, importable by any page on this origin) and the
+//! minimal example page (`/examples/minimal.html`).
 
 use axum::{http::header, routing::get, Router};
-
-const INDEX: &str = include_str!("../../../web/index.html");
-const APP: &str = include_str!("../../../web/app.js");
-const WORKLET: &str = include_str!("../../../web/worklet.js");
-const STYLE: &str = include_str!("../../../web/style.css");
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
+/// One embedded file: its route, content type and body.
+macro_rules! asset {
+    ($route:literal, $ctype:expr, $file:literal) => {
+        ($route, $ctype, include_str!(concat!("../../../", $file)))
+    };
+}
+
+/// Every file served, by route. A new module in `web/` or `sdk/js/src/`
+/// needs a line here (the page fails to load without it, which the e2e
+/// suite notices).
+const ASSETS: &[(&str, &str, &str)] = &[
+    asset!("/", HTML, "web/index.html"),
+    asset!("/index.html", HTML, "web/index.html"),
+    asset!("/style.css", CSS, "web/style.css"),
+    asset!("/app.js", JS, "web/app.js"),
+    asset!("/ui/view.js", JS, "web/ui/view.js"),
+    asset!("/ui/knobs.js", JS, "web/ui/knobs.js"),
+    asset!("/ui/figures.js", JS, "web/ui/figures.js"),
+    asset!("/ui/draw.js", JS, "web/ui/draw.js"),
+    asset!("/sdk/index.js", JS, "sdk/js/index.js"),
+    asset!("/sdk/src/backoff.js", JS, "sdk/js/src/backoff.js"),
+    asset!("/sdk/src/client.js", JS, "sdk/js/src/client.js"),
+    asset!("/sdk/src/codes.js", JS, "sdk/js/src/codes.js"),
+    asset!("/sdk/src/emitter.js", JS, "sdk/js/src/emitter.js"),
+    asset!("/sdk/src/f16.js", JS, "sdk/js/src/f16.js"),
+    asset!("/sdk/src/jitter.js", JS, "sdk/js/src/jitter.js"),
+    asset!("/sdk/src/knobs.js", JS, "sdk/js/src/knobs.js"),
+    asset!("/sdk/src/machine.js", JS, "sdk/js/src/machine.js"),
+    asset!("/sdk/src/player.js", JS, "sdk/js/src/player.js"),
+    asset!("/sdk/src/slice.js", JS, "sdk/js/src/slice.js"),
+    asset!("/sdk/src/worklet.js", JS, "sdk/js/src/worklet.js"),
+    asset!("/examples/minimal.html", HTML, "examples/minimal.html"),
+];
+
 /// `GET /` and the client's assets.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    let file = |ctype: &'static str, body: &'static str| {
-        get(move || async move {
-            (
-                [
-                    (header::CONTENT_TYPE, ctype),
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                body,
+    ASSETS
+        .iter()
+        .fold(Router::new(), |router, &(route, ctype, body)| {
+            router.route(
+                route,
+                get(move || async move {
+                    (
+                        [
+                            (header::CONTENT_TYPE, ctype),
+                            (header::CACHE_CONTROL, "no-cache"),
+                        ],
+                        body,
+                    )
+                }),
             )
         })
-    };
-    Router::new()
-        .route("/", file(HTML, INDEX))
-        .route("/index.html", file(HTML, INDEX))
-        .route("/app.js", file(JS, APP))
-        .route("/worklet.js", file(JS, WORKLET))
-        .route("/style.css", file(CSS, STYLE))
 }
