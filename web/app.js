@@ -39,7 +39,10 @@ client.on('state', ({ state }) => {
   knobs.setEnabled(state === 'streaming');
   if (state !== 'busy') stopCountdown();
 });
-client.on('connecting', ({ resuming }) => log(resuming ? 'connecting: resuming' : 'connecting'));
+client.on('connecting', ({ resuming }) => {
+  view.hideOverlay(ui);
+  log(resuming ? 'connecting: resuming' : 'connecting');
+});
 client.on('ready', (r) => {
   if (r.recovered) log(`resumed session ${r.session_id}`, 'ok');
   else {
@@ -105,9 +108,9 @@ function stopCountdown() {
 ui.overlayButton.addEventListener('click', () => {
   // Inside the click: the AudioContext may start only from a gesture (iOS).
   player.start().catch(() => {});
-  if (client.state === 'busy') client.disconnect(); // "retry now"
   view.hideOverlay(ui);
-  client.connect();
+  if (client.state === 'busy') client.retryNow();
+  else client.connect();
 });
 window.addEventListener('pagehide', () => client.disconnect()); // bye: the seat is free at once
 window.addEventListener('pageshow', (ev) => {
@@ -116,12 +119,7 @@ window.addEventListener('pageshow', (ev) => {
     client.connect();
   }
 });
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible' && client.snapshot().endReason === 'gave_up') {
-    log('page is visible again: trying again');
-    client.connect();
-  }
-});
+// The client itself retries at once on `online` and when the tab is visible again.
 
 window.seatkeeper = hook();
 view.showOverlay(ui, 'start', 'Ready when you are', 'Audio needs a click to start in this browser.', 'Start');

@@ -149,7 +149,7 @@ export interface ClientOptions extends MachineOptions {
   player?: SeatkeeperPlayer;
   /** Called for a fresh pool seat token before a `hello` that needs one. */
   getSeatToken?: () => string | Promise<string>;
-  /** Reconnect at once on the browser's `online` event (default true). */
+  /** Retry at once on the browser's `online` event and when the tab becomes visible (default true). */
   listenOnline?: boolean;
 }
 
@@ -190,6 +190,8 @@ export class SeatkeeperClient extends Emitter<ClientEvents> {
   snapshot(): Snapshot & { engine: EngineInfo | null; stats: StatsMessage | null; bufferMs: number | undefined };
   connect(): void;
   disconnect(): void;
+  /** Skips a pending wait (busy countdown or backoff) and connects now. */
+  retryNow(): void;
   setParams(values: Record<string, number | string | boolean>): void;
   reportBuffer(ms: number): void;
 }
@@ -204,6 +206,7 @@ export type MachineEvent =
   | { type: 'close'; now: number; code: number; reason?: string; wasClean?: boolean }
   | { type: 'timer'; now: number; name: 'connect' | 'retry' | 'busy' | 'busyClose' | 'healthy' | 'stall' }
   | { type: 'online'; now: number }
+  | { type: 'retry'; now: number }
   | { type: 'params'; now: number; values: Record<string, unknown> }
   | { type: 'seat_token'; now: number; token: string }
   | { type: 'stop'; now: number; bye?: boolean };

@@ -35,7 +35,12 @@ export class SeatkeeperClient extends Emitter {
     this.timers = new Map();
     this.gen = 0;
     this.bufferMs = undefined;
+    // The network is back, or the tab is visible again (a background tab's
+    // timers may have held a retry back for up to a minute): retry now.
     this.onOnline = () => this.dispatch({ type: 'online' });
+    this.onVisible = () => {
+      if (globalThis.document && globalThis.document.visibilityState === 'visible') this.dispatch({ type: 'online' });
+    };
     this.listening = false;
     this.listenOnline = listenOnline;
     if (this.player && typeof this.player.on === 'function') {
@@ -58,6 +63,7 @@ export class SeatkeeperClient extends Emitter {
   connect() {
     if (this.listenOnline && !this.listening && typeof globalThis.addEventListener === 'function') {
       globalThis.addEventListener('online', this.onOnline);
+      if (globalThis.document) globalThis.document.addEventListener('visibilitychange', this.onVisible);
       this.listening = true;
     }
     this.dispatch({ type: 'start' });
@@ -68,8 +74,14 @@ export class SeatkeeperClient extends Emitter {
     this.dispatch({ type: 'stop' });
     if (this.listening) {
       globalThis.removeEventListener('online', this.onOnline);
+      if (globalThis.document) globalThis.document.removeEventListener('visibilitychange', this.onVisible);
       this.listening = false;
     }
+  }
+
+  /** Skips a pending wait (busy countdown or backoff) and connects now. */
+  retryNow() {
+    this.dispatch({ type: 'retry' });
   }
 
   /** Sends knobs to the engine; they are also carried into the `hello` of a new session. */

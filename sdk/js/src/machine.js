@@ -10,7 +10,7 @@
 //
 // Events (all carry `now`, a monotonic ms clock):
 //   {type:'start'} {type:'open'} {type:'message', msg} {type:'slice', seq, bufferMs?}
-//   {type:'close', code, reason, wasClean} {type:'timer', name} {type:'online'}
+//   {type:'close', code, reason, wasClean} {type:'timer', name} {type:'online'} {type:'retry'}
 //   {type:'params', values} {type:'stop', bye?} {type:'seat_token', token}
 // Actions:
 //   {type:'connect'}                 open a new socket (the previous one is gone)
@@ -307,6 +307,15 @@ export function createMachine(options = {}) {
       case 'timer':
         onTimer(now, ev.name);
         break;
+      case 'retry':
+        // "Retry now" (a button on the busy screen): skip the wait.
+        if (s.state === 'busy') {
+          clear('busy');
+          s.busyUntil = 0;
+          connect(now, 'connecting');
+          break;
+        }
+      // falls through: while reconnecting, a retry now is what `online` does
       case 'online':
         // The network is back: do not sit out the rest of a long backoff.
         if (s.state === 'reconnecting' && s.retryPending) {

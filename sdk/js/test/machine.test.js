@@ -271,3 +271,22 @@ test('events of a socket that is gone are ignored', () => {
   assert.deepEqual(h.feed({ type: 'close', code: 1006 }), []);
   assert.equal(h.m.state, 'idle');
 });
+
+test('retry now: skips the busy countdown; while reconnecting it skips the backoff', () => {
+  const h = harness({ busyJitter: 0 });
+  h.feed({ type: 'start' });
+  h.feed({ type: 'open' });
+  h.feed({ type: 'message', msg: { type: 'busy', retry_after_s: 30 } });
+  h.feed({ type: 'close', code: 1013 });
+  const a = h.feed({ type: 'retry' });
+  assert.ok(a.some((x) => x.type === 'clearTimer' && x.name === 'busy'));
+  assert.ok(a.some((x) => x.type === 'connect'));
+  assert.equal(h.m.state, 'connecting');
+  assert.deepEqual(h.feed({ type: 'timer', name: 'busy' }).filter((x) => x.type === 'connect'), [], 'the old countdown does nothing');
+
+  const r = harness();
+  r.stream();
+  r.feed({ type: 'close', code: 1006 });
+  assert.ok(r.feed({ type: 'retry' }).some((x) => x.type === 'connect'));
+  assert.deepEqual(harness().feed({ type: 'retry' }), [], 'nothing to retry while idle');
+});

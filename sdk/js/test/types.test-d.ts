@@ -38,7 +38,8 @@ off();
 client.on('nope', () => {});
 // @ts-expect-error: the detail of 'stats' has no session_id
 client.on('stats', (s) => void s.session_id.length);
-client.setParams({ volume: 0.5, voice: 'b', loop: true });
+client.setParams({ volume: 0.5, voice: "b", loop: true });
+client.retryNow();
 client.connect();
 client.disconnect();
 
