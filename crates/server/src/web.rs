@@ -62,3 +62,75 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// Module specifiers a served file loads: `from '…'`, `import '…'` and
+    /// `new URL('…', import.meta.url)` (the worklet).
+    fn specifiers(body: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        for marker in ["from '", "import '", "new URL('"] {
+            let mut rest = body;
+            while let Some(i) = rest.find(marker) {
+                rest = &rest[i + marker.len()..];
+                if let Some(end) = rest.find('\'') {
+                    out.push(&rest[..end]);
+                }
+            }
+        }
+        out
+    }
+
+    /// Resolves a relative specifier against the route that holds it.
+    fn resolve(base: &str, spec: &str) -> String {
+        if spec.starts_with('/') {
+            return spec.to_owned();
+        }
+        let mut parts: Vec<&str> = base.split('/').collect();
+        parts.pop(); // the file itself
+        for seg in spec.split('/') {
+            match seg {
+                "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                s => parts.push(s),
+            }
+        }
+        parts.join("/")
+    }
+
+    #[test]
+    fn every_module_a_served_file_imports_is_served() {
+        let routes: Vec<&str> = ASSETS.iter().map(|a| a.0).collect();
+        let mut checked = 0;
+        for &(route, _, body) in ASSETS {
+            for spec in specifiers(body) {
+                if !(spec.starts_with('.') || spec.starts_with('/')) || !spec.ends_with(".js") {
+                    continue;
+                }
+                let target = resolve(route, spec);
+                assert!(
+                    routes.contains(&target.as_str()),
+                    "{route} loads {spec} ({target}), which is not served: add it to ASSETS"
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked > 20,
+            "only {checked} imports found: the scan is broken"
+        );
+    }
+
+    #[test]
+    fn routes_are_unique() {
+        let mut routes: Vec<&str> = ASSETS.iter().map(|a| a.0).collect();
+        routes.sort_unstable();
+        let n = routes.len();
+        routes.dedup();
+        assert_eq!(routes.len(), n);
+    }
+}
