@@ -2,7 +2,8 @@
 # Runs every seatkeeper test: format and lint gates, the Rust unit and
 # integration suites (real sockets, a real redis-server, the Python example
 # engine, the chaos scenarios, the soak, a 500-session scale run), a bounded
-# fuzz run of every decoder, and the Chromium end-to-end suite.
+# fuzz run of every decoder, the JS client's unit tests (node --test) and the
+# Chromium end-to-end suite.
 #
 # Installs what the tests need, idempotently: Debian packages (redis-server,
 # chromium, iproute2, python3) and the e2e suite's npm packages. With
@@ -26,10 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
-step "npm packages (e2e)"
+step "npm packages (e2e, JS client's type test)"
 if ! (cd e2e && node -e "import('playwright-core').then(()=>{},()=>process.exit(1))" 2>/dev/null); then
   (cd e2e && npm ci --no-audit --no-fund)
 fi
+[ -x sdk/js/node_modules/.bin/tsc ] || (cd sdk/js && npm ci --no-audit --no-fund)
 
 step "cargo-nextest"
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -46,6 +48,9 @@ export SEATKEEPER_BIN="$root/target/release/seatkeeper"
 
 step "Rust tests (unit, integration, chaos)"
 cargo nextest run --release --workspace --no-fail-fast --run-ignored all
+
+step "JS client (node --test, against the release binary; type test)"
+(cd sdk/js && npm test)
 
 step "fuzz every decoder (bounded)"
 bash scripts/fuzz.sh 15

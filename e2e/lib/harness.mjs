@@ -110,12 +110,15 @@ export function freePort() {
 
 // ── the server ─────────────────────────────────────────────────────────────
 
-/** Starts `seatkeeper serve` on a free loopback port and waits for /healthz. */
-export async function startServer(extraFlags = []) {
+/**
+ * Starts `seatkeeper serve` on a free loopback port and waits for /healthz.
+ * `flags` replaces the suite's short grace windows (SERVER_FLAGS).
+ */
+export async function startServer(extraFlags = [], { flags = SERVER_FLAGS } = {}) {
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const server = spawnServer(port, extraFlags);
+    const server = spawnServer(port, [...flags, ...extraFlags]);
     try {
       await waitFor(
         async () => {
@@ -137,7 +140,7 @@ export async function startServer(extraFlags = []) {
 }
 
 function spawnServer(port, extraFlags) {
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, ...SERVER_FLAGS, ...extraFlags];
+  const args = ['serve', '--listen', `127.0.0.1:${port}`, ...extraFlags];
   const child = spawn(SEATKEEPER_BIN, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -157,6 +160,14 @@ function spawnServer(port, extraFlags) {
     exited: false,
     exitCode: null,
     output: () => Buffer.concat(chunks).toString('utf8'),
+    /** The sum of `seatkeeper_reaps_total` over every reason, from /metrics. */
+    async reaps() {
+      const r = await fetch(`${server.base}/metrics`, { signal: AbortSignal.timeout(2000) });
+      const text = await r.text();
+      let n = 0;
+      for (const m of text.matchAll(/^seatkeeper_reaps_total(?:\{[^}]*\})? (\d+)/gm)) n += Number(m[1]);
+      return n;
+    },
     async sessions() {
       const r = await fetch(`${server.base}/sessions`, { signal: AbortSignal.timeout(2000) });
       if (r.status !== 200) throw new Error(`GET /sessions answered ${r.status}`);
