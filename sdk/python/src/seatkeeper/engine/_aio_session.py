@@ -23,8 +23,9 @@ class AsyncSession:
     Attributes: ``id``, ``handle``, ``config`` (the client's ``hello.engine``),
     ``params`` (every knob the client has sent, merged), ``progress`` (the
     newest :class:`Progress` or None), ``detached``, ``ended``, ``reason``,
-    ``keyframe_wanted`` (set by a keyframe request, cleared by a keyframe
-    slice) and ``state`` (free for the engine's use).
+    ``keyframe_wanted`` (true at the start and after a keyframe request,
+    cleared by a keyframe slice: the server delivers a client nothing
+    before its first keyframe) and ``state`` (free for the engine's use).
     """
 
     def __init__(self, link: AioLink, session_id: str, handle: int,
@@ -36,7 +37,7 @@ class AsyncSession:
         self.params: Dict[str, Any] = {}
         self.progress: Optional[Progress] = None
         self.reason: Optional[str] = None
-        self.keyframe_wanted = False
+        self.keyframe_wanted = True
         self.state: Any = None
         self.ready_sent = False
         self._events: Deque[Event] = deque()
