@@ -52,10 +52,11 @@ cargo nextest run --release --workspace --no-fail-fast --run-ignored all
 
 step "Python SDK (pytest against the release binary)"
 venv="$root/target/py-venv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-# Reinstall only when the package's metadata changed (the install is editable).
+[ -x "$venv/bin/python" ] || python3 -m venv --clear "$venv"
+# Reinstall only when the package's metadata changed (the install is
+# editable) or something it needs is missing.
 stamp="$venv/.seatkeeper-$(sha256sum sdk/python/pyproject.toml | cut -c1-16)"
-if [ ! -e "$stamp" ]; then
+if [ ! -e "$stamp" ] || ! "$venv/bin/python" -c 'import seatkeeper.client, numpy, websockets, pytest' 2>/dev/null; then
   "$venv/bin/pip" install -q -e "sdk/python[numpy,client,test]"
   touch "$stamp"
 fi

@@ -6,7 +6,8 @@ and the asyncio SDK side by side, in one run, through the real binary.
 
 For each SDK and payload size: a fresh ``seatkeeper serve --engine unix:...``,
 ``engines/python/flood_engine.py`` (``--asyncio`` for the asyncio SDK)
-producing unpaced, one client session. The engine's rate is what the server
+producing unpaced, one client session; ``--runs`` runs per cell with the
+SDKs alternating, the median shown. The engine's rate is what the server
 took from it: ``slices_sent + slices_dropped`` of the session (GET
 /sessions/{id}) over the window, after a warm-up second. Prints a Markdown
 table.
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,16 +85,23 @@ def run_one(binary: str, mode: str, size: int, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs per cell, the SDKs alternating; the median is shown")
     parser.add_argument("--sizes", default="64,1024,9600")
     parser.add_argument("--bin", default=os.environ.get("SEATKEEPER_BIN") or
                         os.path.join(REPO, "target", "release", "seatkeeper"))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows = {}
-    for mode in ("thread", "asyncio"):
-        for size in sizes:
-            rows[(mode, size)] = run_one(args.bin, mode, size, args.seconds)
-            print(f"{mode} {size} B: {rows[(mode, size)] / 1000:.0f}k/s", file=sys.stderr)
+    samples = {}
+    # Alternate the SDKs run by run, so a busy spell of a shared machine
+    # falls on both alike.
+    for size in sizes:
+        for _ in range(args.runs):
+            for mode in ("thread", "asyncio"):
+                rate = run_one(args.bin, mode, size, args.seconds)
+                samples.setdefault((mode, size), []).append(rate)
+                print(f"{mode} {size} B: {rate / 1000:.0f}k/s", file=sys.stderr)
+    rows = {key: statistics.median(rates) for key, rates in samples.items()}
     print("| SDK | " + " | ".join(f"{s:,} B slices" for s in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for mode in ("thread", "asyncio"):

@@ -78,11 +78,14 @@ class Client:
         self.sessions = 0
         #: Reported to the server with each ack (the engine sees it in ``progress``).
         self.buffer_ms: Optional[float] = None
-        self._queue: "asyncio.Queue[Union[Slice, _End]]" = asyncio.Queue(queue)
+        self._queue_size = queue
+        # Made in connect(), on the running loop (Python 3.9 binds asyncio
+        # primitives to a loop when they are created).
+        self._queue: "asyncio.Queue[Union[Slice, _End]]" = None  # type: ignore[assignment]
+        self._connected: asyncio.Event = None  # type: ignore[assignment]
         self._ws: Any = None
         self._task: Optional["asyncio.Task[None]"] = None
         self._first_ready: Optional["asyncio.Future[Dict[str, Any]]"] = None
-        self._connected = asyncio.Event()
         self._closing = False
         self._processed = 0
         self._acked = 0
@@ -106,7 +109,7 @@ class Client:
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._connected is not None and self._connected.is_set()
 
     @property
     def last_seq(self) -> int:
@@ -120,6 +123,8 @@ class Client:
         :class:`ServerError` or :class:`ConnectionLost` if it cannot (after
         the retries ``reconnect`` allows)."""
         if self._task is None:
+            self._queue = asyncio.Queue(self._queue_size)
+            self._connected = asyncio.Event()
             self._first_ready = asyncio.get_running_loop().create_future()
             self._task = asyncio.ensure_future(self._run())
         assert self._first_ready is not None
@@ -173,6 +178,8 @@ class Client:
         await self._send(msg)
 
     async def _send(self, msg: Dict[str, Any]) -> None:
+        if self._task is None:
+            await self.connect()
         await self._connected.wait()
         await self._ws.send(json.dumps(msg))
 

@@ -22,6 +22,9 @@ log = logging.getLogger("seatkeeper.engine")
 
 # Linux's IOV_MAX; sendmsg refuses more buffers than this in one call.
 _IOV_MAX = 1024
+# About what a socket's send buffer takes at once: offering sendmsg more
+# buffers than it can take costs a buffer lookup each, for nothing.
+_CHUNK_BYTES = 256 * 1024
 
 
 class AioLink:
@@ -122,7 +125,13 @@ class AioLink:
     async def _write_all(self, bufs: List[Any]) -> None:
         sock = self.sock
         while bufs:
-            chunk = bufs[:_IOV_MAX]
+            k = total = 0
+            for buf in bufs:
+                total += len(buf)
+                k += 1
+                if total >= _CHUNK_BYTES or k == _IOV_MAX:
+                    break
+            chunk = bufs[:k]
             try:
                 if self._sendmsg is not None:
                     n = self._sendmsg(chunk)
