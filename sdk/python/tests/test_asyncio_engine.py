@@ -1,7 +1,6 @@
 """The asyncio engine SDK serving real clients through the real binary."""
 
 import asyncio
-import sys
 
 import numpy as np
 

@@ -20,6 +20,7 @@ def test_slices_are_acked_for_the_caller(serve):
                 if n == 100:
                     break
             sid = client.session_id
+            assert sid
             # Acks keep the window open: far more than a window's worth arrived,
             # and the server saw them.
             assert n > client.ready["window"]["slices"]
@@ -51,7 +52,7 @@ def test_a_dropped_connection_is_resumed_with_the_token(serve):
         await client.close()
         return sid
 
-    sid = run_async(main())
+    run_async(main())
     assert len(calls) == 1 and calls[0][0] == 1 and 0 <= calls[0][1] <= 0.05, calls
 
 

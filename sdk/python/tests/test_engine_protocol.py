@@ -3,7 +3,6 @@ server-to-engine message, the lifecycle ones included, reaches the engine
 as the documented callback or event. (The real binary's side of the
 lifecycle messages is covered by test_lifecycle.py.)"""
 
-import asyncio
 import json
 import socket
 import struct

@@ -49,7 +49,7 @@ class AsyncEngine:
                  max_sessions: Optional[int] = None, warm: bool = True,
                  high_water: int = 1 << 20, stall_warning_s: float = 0.5) -> None:
         if on_session is not None:
-            self.on_session = on_session  # type: ignore[method-assign]
+            self.on_session = on_session  # type: ignore[method-assign,assignment]
         if name is not None:
             self.name = name
         if version is not None:
@@ -72,8 +72,9 @@ class AsyncEngine:
         slices until ``session.ended`` (or iterate ``session.events()``)."""
         raise NotImplementedError("pass on_session= or override AsyncEngine.on_session")
 
-    def on_connect(self, welcome: Dict[str, Any]) -> None:
-        """Connected; ``welcome`` holds the server's limits."""
+    def on_connect(self, welcome: Dict[str, Any]) -> Optional[Awaitable[None]]:
+        """Connected; ``welcome`` holds the server's limits (may be async)."""
+        return None
 
     # -- controls (from the loop's thread) ----------------------------------
 
@@ -188,14 +189,14 @@ class AsyncEngine:
             link.sessions[session.id] = session
             self._spawn(self._run_session(link, session))
         elif kind in _SESSION_MESSAGES or kind == "session_end":
-            session = link.sessions.get(msg.get("session_id"))  # type: ignore[arg-type]
-            if session is None:
+            found = link.sessions.get(msg.get("session_id"))  # type: ignore[arg-type]
+            if found is None:
                 return  # ended on our side already: a late message
             if kind == "session_end":
-                link.sessions.pop(session.id, None)
-                session._end(msg.get("reason", "closed"))
+                link.sessions.pop(found.id, None)
+                found._end(msg.get("reason", "closed"))
             else:
-                session._on_message(kind, msg)
+                found._on_message(kind, msg)
         elif kind == "error":
             if msg.get("code") == "engine_busy":
                 log.warning("seatkeeper refused this engine: %s", msg.get("message"))
