@@ -3,10 +3,12 @@ server-to-engine message, the lifecycle ones included, reaches the engine
 as the documented callback or event. (The real binary's side of the
 lifecycle messages is covered by test_lifecycle.py.)"""
 
+import asyncio
 import json
 import socket
 import struct
 import threading
+import time
 
 from conftest import run_async
 from seatkeeper.engine import (AsyncEngine, Detached, End, Engine, Keyframe, Params, Progress,
@@ -130,3 +132,61 @@ def test_the_thread_sdk_calls_every_callback(tmp_dir):
     T().run(f"unix:{path}", reconnect=False)
     server.join(10)
     assert calls == WANT
+
+
+def test_backpressure_is_a_wait_then_a_typed_queue_full_and_a_stalled_loop_is_reported(
+        tmp_dir, caplog):
+    """A server that stops reading: sends wait, ``timeout`` turns the wait
+    into QueueFull, ``send_nowait`` raises it at once; a blocking call in a
+    coroutine is logged as a loop stall."""
+    from seatkeeper.engine import QueueFull
+
+    path = str(tmp_dir / "s.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(1)
+    outcome = {}
+
+    def serve():
+        conn, _ = srv.accept()
+        f = conn.makefile("rb")
+        read_frame(f)
+        conn.sendall(frame({"type": "welcome", "protocol": 1, "max_frame_bytes": 1 << 24}))
+        conn.sendall(frame({"type": "session_start", "session_id": "s1", "handle": 1,
+                            "config": {}}))
+        outcome["done"] = threading.Event()
+        outcome["done"].wait(20)  # never reads again
+        conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+
+    async def on_session(session):
+        await session.ready({})
+        block = bytes(64 * 1024)
+        sent = 0
+        try:
+            while True:
+                await session.send(block, kind=1, timestamp_us=sent, timeout=0.5)
+                sent += 1
+        except QueueFull as e:
+            outcome["queue_full"] = str(e)
+        outcome["sent"] = sent
+        try:
+            session.send_nowait(block, kind=1, timestamp_us=0)
+        except QueueFull:
+            outcome["nowait"] = True
+        time.sleep(0.8)  # a blocking call on the loop
+        await asyncio.sleep(0.3)
+        outcome["done"].set()
+        engine.stop()
+
+    engine = AsyncEngine(on_session, high_water=256 * 1024)
+    with caplog.at_level("WARNING", logger="seatkeeper.engine"):
+        run_async(engine.run(f"unix:{path}", reconnect=False), timeout=30)
+    t.join(10)
+    srv.close()
+    assert "stayed full" in outcome["queue_full"] and outcome.get("nowait") is True
+    # What the kernel buffers took, plus the bounded outbox; then it waited.
+    assert 4 <= outcome["sent"] < 200, outcome
+    assert any("event loop stalled" in r.getMessage() for r in caplog.records)
