@@ -2,6 +2,8 @@
 
 import textwrap
 
+import numpy as np
+
 from conftest import PYTHON, REPO, crossings_hz, run_async
 from seatkeeper.audio import from_pcm_f16le
 from seatkeeper.client import Client
@@ -44,7 +46,9 @@ def test_an_engine_written_for_the_old_single_file_sdk_still_works(engine_server
             def stream(self, session):
                 n = 0
                 block = np.full(100, 7, dtype="<u2")
-                while session.send_slice(block, kind=3, timestamp_us=n, keyframe=True):
+                big = np.arange(768 * 1024, dtype="<u4")  # 3 MiB: partial writes
+                while session.send_slice(big if n == 2 else block, kind=3, timestamp_us=n,
+                                         keyframe=True, droppable=n != 2):
                     n += 1
                     session.wait_ended(0.01)
 
@@ -53,14 +57,19 @@ def test_an_engine_written_for_the_old_single_file_sdk_still_works(engine_server
     spawn([PYTHON, str(script), address])
     server.wait_ready()
 
+    big = np.arange(768 * 1024, dtype="<u4").tobytes()
+
     async def main():
         async with Client(server.url) as client:
             assert client.engine == {"name": "old", "kind": 3}
-            n = 0
+            n, stamps = 0, []
             async for s in client.slices():
-                assert s.kind == 3 and bytes(s.payload) == b"\x07\x00" * 100
+                stamps.append(s.timestamp_us)
+                want = big if s.timestamp_us == 2 else b"\x07\x00" * 100
+                assert s.kind == 3 and bytes(s.payload) == want, s.timestamp_us
                 n += 1
                 if n == 5:
                     break
+            assert 2 in stamps, stamps  # not droppable: it always arrives
 
     run_async(main())

@@ -39,6 +39,8 @@ def test_an_array_sent_by_the_asyncio_sdk_is_queued_as_itself_and_arrives_intact
     the kernel), and the client receives exactly its bytes."""
     server, address = engine_server
     arr = (np.arange(4800 * 2, dtype=np.float32) / 9600).astype("<f2").reshape(4800, 2)
+    # Far over a socket buffer: written in many partial sendmsg calls.
+    big = np.arange(768 * 1024, dtype="<u4")
     queued = []
 
     async def on_session(session):
@@ -46,6 +48,7 @@ def test_an_array_sent_by_the_asyncio_sdk_is_queued_as_itself_and_arrives_intact
         session.send_nowait(arr, kind=1, timestamp_us=0, keyframe=True)
         # No await since the send: the writer has not run, the outbox holds it.
         queued.append(session._link._outbox[-1])
+        await session.send(big, kind=2, timestamp_us=1, keyframe=True, droppable=False)
         await session.flush()
         await session.wait_ended()
 
@@ -54,9 +57,12 @@ def test_an_array_sent_by_the_asyncio_sdk_is_queued_as_itself_and_arrives_intact
         runner = asyncio.ensure_future(engine.run(address))
         await eventually(lambda: server.status("/readyz") == 200, "the engine")
         async with Client(server.url) as client:
+            got = []
             async for s in client.slices():
-                assert bytes(s.payload) == arr.tobytes()
-                break
+                got.append((s.kind, bytes(s.payload)))
+                if len(got) == 2:
+                    break
+            assert got == [(1, arr.tobytes()), (2, big.tobytes())]
         engine.stop()
         await asyncio.wait_for(runner, 10)
 
