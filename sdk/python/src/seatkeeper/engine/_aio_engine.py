@@ -15,6 +15,7 @@ from ._aio_session import AsyncSession
 log = logging.getLogger("seatkeeper.engine")
 
 OnSession = Callable[[AsyncSession], Awaitable[None]]
+_SEND_BUFFER = 1 << 20
 _SESSION_MESSAGES = ("params", "keyframe", "session_detached", "session_resumed", "progress")
 
 
@@ -269,6 +270,14 @@ async def _connect(address: str) -> socket.socket:
         family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
+    try:
+        # A non-blocking writer is woken only once the send buffer has
+        # drained to a quarter (Unix sockets); a bigger buffer keeps the
+        # server fed while the loop gets round to refilling it. The kernel
+        # caps it at net.core.wmem_max.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
+    except OSError:
+        pass
     try:
         await loop.sock_connect(sock, addr)
         if family != socket.AF_UNIX:
