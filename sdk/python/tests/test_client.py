@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from conftest import eventually, run_async
+from conftest import eventually, run_async, wait_for
 from seatkeeper.client import Backoff, Busy, Client, ConnectionLost
 
 
@@ -95,3 +95,31 @@ def test_backoff_is_full_jitter_and_resets_only_after_a_healthy_spell():
     b.connection_ended(6.0)
     assert b.cap() == 1.0
     assert b.next_delay(at_least=3.0) >= 3.0
+
+
+def test_bye_after_a_fast_stream_is_a_bye_not_a_rate_limit_violation(serve):
+    """Acks of a fast stream drain the server's message-rate bucket (they are
+    exempt, bye is not); close() leaves the bucket time to refill."""
+    import re
+
+    server = serve("--engine", "synthetic:300000:1024")
+
+    async def main():
+        for _ in range(3):
+            client = Client(server.url, reconnect=False)
+            await client.connect()
+            n = 0
+            async for _ in client.slices():
+                n += 1
+                if n == 20000:
+                    break
+            await client.close()
+
+    run_async(main())
+
+    def reasons():
+        text = re.sub(r"\x1b\[[0-9;]*m", "", server.log.read_text())
+        return re.findall(r"session ended.*?reason=([a-z_:]+)", text)
+
+    wait_for(lambda: len(reasons()) == 3, "three sessions to end")
+    assert reasons() == ["bye"] * 3

@@ -91,6 +91,7 @@ class Client:
         self._acked = 0
         self._ended: Optional[_End] = None
         self._last_error: Optional[Dict[str, Any]] = None
+        self._last_ack_at = float("-inf")
 
     # -- state --------------------------------------------------------------
 
@@ -143,6 +144,12 @@ class Client:
         ws = self._ws
         if ws is not None:
             try:
+                if bye and time.monotonic() - self._last_ack_at < 1.0:
+                    # The server's message-rate bucket exempts acks of new
+                    # slices but not bye: after a fast stream's acks it can
+                    # be empty, and a bye would be refused as rate_limited.
+                    # A few ms refill it.
+                    await asyncio.sleep(0.01)
                 if bye:
                     await ws.send(json.dumps({"type": "bye"}))
                 await ws.close()
@@ -219,6 +226,7 @@ class Client:
         try:
             await self._ws.send(json.dumps(msg))
             self._acked = self._processed
+            self._last_ack_at = time.monotonic()
         except Exception:  # the connection is going; the reconnect will ack
             pass
 
