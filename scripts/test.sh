@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every seatkeeper test: format and lint gates, the Rust unit and
 # integration suites (real sockets, a real redis-server, the Python example
-# engine, the chaos scenarios, the soak, a 500-session scale run), a bounded
-# fuzz run of every decoder, the JS client's unit tests (node --test) and the
-# Chromium end-to-end suite.
+# engine, the chaos scenarios, the soak, a 500-session scale run), the Python
+# SDK's pytest suite, the JS client's unit tests (node --test), a bounded fuzz
+# run of every decoder, and the Chromium end-to-end suite.
 #
 # Installs what the tests need, idempotently: Debian packages (redis-server,
-# chromium, iproute2, python3) and the e2e suite's npm packages. With
+# chromium, iproute2, python3, python3-venv), the e2e suite's npm packages and
+# the Python SDK with its extras in a virtualenv (target/py-venv). With
 # CI=true a missing dependency fails the run; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v ss >/dev/null || missing+=(iproute2)
 command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
@@ -48,6 +50,25 @@ export SEATKEEPER_BIN="$root/target/release/seatkeeper"
 
 step "Rust tests (unit, integration, chaos)"
 cargo nextest run --release --workspace --no-fail-fast --run-ignored all
+
+step "Python SDK (pytest against the release binary)"
+venv="$root/target/py-venv"
+[ -x "$venv/bin/python" ] || python3 -m venv --clear "$venv"
+# Reinstall only when the package's metadata changed (the install is
+# editable) or something it needs is missing.
+stamp="$venv/.seatkeeper-$(sha256sum sdk/python/pyproject.toml | cut -c1-16)"
+if [ ! -e "$stamp" ] || ! "$venv/bin/python" -c 'import seatkeeper.client, numpy, websockets, pytest' 2>/dev/null; then
+  "$venv/bin/pip" install -q -e "sdk/python[numpy,client,test]"
+  touch "$stamp"
+fi
+rc=0
+"$venv/bin/python" -m pytest sdk/python/tests -q -p no:cacheprovider || rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests in sdk/python/tests: failing" >&2
+  exit 1
+elif [ "$rc" -ne 0 ]; then
+  exit "$rc"
+fi
 
 step "JS client (node --test, against the release binary; type test)"
 (cd sdk/js && npm test)

@@ -9,7 +9,9 @@ the server, and reconnects if the server restarts. Each session streams a
 sine in the built-in demo engine's format (kind 1: PCM f16 little-endian,
 interleaved stereo, 48 kHz, 100 ms slices of 4,800 frames, every slice a
 droppable keyframe), paced in real time. Knobs: ``freq`` (Hz) and ``gain``
-(0..1), from the client's ``hello.engine`` and ``params`` messages.
+(0..1), from the client's ``hello.engine`` and ``params`` messages. While the
+client is away (``session_detached``) it produces nothing, and goes on from
+where it was when the client resumes.
 """
 
 import argparse
@@ -21,9 +23,12 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from seatkeeper_engine import Engine  # noqa: E402
+try:
+    from seatkeeper.engine import Engine
+except ImportError:  # run from a checkout without `pip install ./sdk/python`
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "..", "..", "sdk", "python", "src"))
+    from seatkeeper.engine import Engine
 
 SAMPLE_RATE = 48_000
 CHANNELS = 2
@@ -39,6 +44,7 @@ KNOBS = {
     "freq": (20.0, 2000.0, 1.0, 440.0),
     "gain": (0.0, 1.0, 0.01, 0.25),
 }
+KNOB_LOOKS = {"freq": ("Hz", "Frequency"), "gain": ("", "Gain")}
 
 _PACK = struct.Struct(f"<{FRAMES_PER_SLICE * CHANNELS}e")
 
@@ -60,10 +66,17 @@ class Tone:
                 self.knobs[name] = min(hi, max(lo, float(value)))
 
     def describe(self):
-        return [
-            {"name": name, "min": lo, "max": hi, "step": step, "value": self.knobs[name]}
-            for name, (lo, hi, step, _default) in KNOBS.items()
-        ]
+        # The knob schema (docs/ENGINE.md); "value" is the older name of
+        # "default", kept for clients that read it.
+        knobs = []
+        for name, (lo, hi, step, _default) in KNOBS.items():
+            unit, label = KNOB_LOOKS[name]
+            knob = {"name": name, "kind": "number", "min": lo, "max": hi, "step": step,
+                    "default": self.knobs[name], "value": self.knobs[name], "label": label}
+            if unit:
+                knob["unit"] = unit
+            knobs.append(knob)
+        return knobs
 
     def render(self):
         """One slice of f16 stereo PCM. Phase carries over (no click on a
@@ -111,10 +124,15 @@ class SineEngine(Engine):
 
 
 def stream(session, tone):
-    """Sends slice n at start + n * 100 ms until the session ends."""
+    """Sends slice n at start + n * 100 ms until the session ends; pauses
+    while the client is detached (nobody would hear those slices)."""
     start = time.monotonic()
     n = 0
     while not session.ended:
+        if session.detached:
+            if not session.wait_attached():
+                return
+            start = time.monotonic() - n * SLICE_US / 1e6
         payload = tone.render()
         if not session.send_slice(payload, kind=KIND_PCM_F16, timestamp_us=n * SLICE_US,
                                   droppable=True, keyframe=True):
