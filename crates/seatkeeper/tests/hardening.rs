@@ -338,4 +338,13 @@ async fn acking_every_slice_of_a_fast_stream_is_not_a_flood() {
     let (n, _) = c.stream_for(Duration::from_secs(2), true).await;
     assert!(n > 1_000, "{n} slices acked one by one");
     assert_eq!(s.sessions().await["sessions"][0]["state"], "streaming");
+    // A bye right after the burst of acks is a goodbye, not a flood.
+    c.send(json!({"type": "bye"})).await;
+    let end = c.until_closed(Duration::from_secs(5)).await;
+    assert!(matches!(end, Some(Event::Closed(Some(1000)))), "{end:?}");
+    assert_eq!(
+        s.metric("seatkeeper_sessions_ended_total{reason=\"bye\"}")
+            .await,
+        Some(1.0)
+    );
 }

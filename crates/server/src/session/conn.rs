@@ -361,7 +361,7 @@ async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &
         };
         app.metrics.messages_in.fetch_add(1, Relaxed);
         let limited = !matches!(msg, Message::Pong(_) | Message::Close(_)) && !bucket.take();
-        if limited && !acks_new_slices(&msg, session) {
+        if limited && !exempt_from_rate(&msg, session) {
             app.metrics.messages_refused.fetch_add(1, Relaxed);
             conn.finish(violation(
                 close::POLICY,
@@ -411,15 +411,18 @@ async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &
     }
 }
 
-/// Whether `msg` is an ack for slices not acknowledged before. Such acks are
-/// bounded by what the server itself sent, so they are not counted against
-/// the message rate: a client may ack every slice of a fast stream.
-fn acks_new_slices(msg: &Message, session: &Session) -> bool {
+/// Whether `msg` is spared by the message-rate limit: an ack for slices not
+/// acknowledged before (bounded by what the server itself sent, so a client
+/// may ack every slice of a fast stream), or a `bye` (it ends the
+/// connection, so it cannot flood; refusing it would turn a clean goodbye
+/// right after a burst of acks into a violation).
+fn exempt_from_rate(msg: &Message, session: &Session) -> bool {
     let Message::Text(text) = msg else {
         return false;
     };
     match ClientMsg::parse(text) {
         Ok(ClientMsg::Ack { seq }) => session.outbox().acks_new(seq),
+        Ok(ClientMsg::Bye) => true,
         _ => false,
     }
 }
