@@ -122,7 +122,7 @@ async fn serve(
         ),
         _ => None,
     };
-    let engine = external::build(&config.engine)
+    let engine = external::build_for(&config.engine, config.seats as usize)
         .await
         .map_err(|e| BadConfig(format!("cannot set up engine {}: {e}", config.engine)))?;
     let listener = tokio::net::TcpListener::bind(args.listen)

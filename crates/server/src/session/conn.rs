@@ -362,7 +362,7 @@ fn acks_new_slices(msg: &Message, session: &Session) -> bool {
         return false;
     };
     match ClientMsg::parse(text) {
-        Ok(ClientMsg::Ack { seq }) => session.outbox().acks_new(seq),
+        Ok(ClientMsg::Ack { seq, .. }) => session.outbox().acks_new(seq),
         _ => false,
     }
 }
