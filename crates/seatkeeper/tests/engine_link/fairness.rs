@@ -16,7 +16,7 @@ use crate::{
 
 /// Sends `n` params of `bytes` bytes as fast as the socket takes them,
 /// ignoring send errors (the server may close the connection mid-flood).
-async fn flood(c: &mut Client, n: usize, bytes: usize) {
+pub(crate) async fn flood(c: &mut Client, n: usize, bytes: usize) {
     let blob = "x".repeat(bytes);
     for i in 0..n {
         let msg = json!({"type": "params", "i": i, "blob": blob}).to_string();

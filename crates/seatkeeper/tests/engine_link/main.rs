@@ -6,9 +6,11 @@
 //! - `fake`: the test engine (slow reader on demand, records what it hears).
 //! - `fairness`: floods are the flooder's fault (1008), bystanders stream on,
 //!   `session_end` always arrives.
+//! - `bench`: figures for BENCHMARKS.md (`--ignored`).
 //! - `lifecycle`: `session_detached`, `session_resumed`, `progress`, stats,
 //!   `welcome.max_sessions`, the knob schema; the demo engine while detached.
 
+mod bench;
 mod fairness;
 mod fake;
 mod lifecycle;
