@@ -16,12 +16,11 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
 };
 
-use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -34,69 +33,13 @@ use crate::{
 };
 
 mod incoming;
+mod quota;
+
+pub(super) use quota::{write_queue, Lane, Out, Quota};
 
 /// How many ended session ids a connection remembers, so that a late
 /// message about one of them is ignored instead of taken for a protocol error.
 const RECENT_ENDED: usize = 1024;
-
-/// Lifecycle frames (`session_start`, `keyframe`, `session_detached`,
-/// `session_resumed`) one session may have queued and not yet written.
-pub(super) const LIFECYCLE_QUEUE: usize = 8;
-/// Queue slots for the connection's own frames (`welcome`, `error`).
-const CONN_RESERVE: usize = 16;
-
-/// Capacity of a connection's write queue: every session's quota, its
-/// `session_end`, and the connection's own frames.
-pub(super) fn write_queue(limits: &Limits, max_sessions: usize) -> usize {
-    max_sessions
-        .saturating_mul(limits.session_queue_frames + LIFECYCLE_QUEUE + 1)
-        .saturating_add(CONN_RESERVE)
-}
-
-/// Which share of the write queue a frame counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Lane {
-    /// `params` and progress: the session's frame and byte quota.
-    Data,
-    /// Lifecycle messages: [`LIFECYCLE_QUEUE`] per session.
-    Lifecycle,
-}
-
-/// What one session has queued and not yet written.
-#[derive(Debug, Default)]
-pub(super) struct Quota {
-    frames: AtomicUsize,
-    bytes: AtomicUsize,
-    lifecycle: AtomicUsize,
-}
-
-/// A frame's claim on its session's quota, given back when the writer has
-/// written the frame (or the frame is dropped unwritten).
-pub(super) struct Charge {
-    quota: Arc<Quota>,
-    bytes: usize,
-    lane: Lane,
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        match self.lane {
-            Lane::Data => {
-                self.quota.frames.fetch_sub(1, Ordering::Relaxed);
-                self.quota.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
-            }
-            Lane::Lifecycle => {
-                self.quota.lifecycle.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// One frame in the write queue.
-pub(super) struct Out {
-    pub(super) frame: Bytes,
-    _charge: Option<Charge>,
-}
 
 /// Why an engine connection is dropped. Each names the engine's mistake.
 #[derive(Debug, thiserror::Error)]
@@ -272,39 +215,7 @@ impl Conn {
         msg: &ToEngine<'_>,
     ) -> Result<(), EngineError> {
         let frame = frame::encode_json(msg);
-        let bytes = frame.len();
-        // Only this session's forwarder charges its quota, so the check
-        // and the charge below cannot race with another charge.
-        match lane {
-            Lane::Data => {
-                let frames = quota.frames.load(Ordering::Relaxed);
-                let queued = quota.bytes.load(Ordering::Relaxed);
-                let max_frames = self.limits.session_queue_frames;
-                let max_bytes = self.limits.session_queue_bytes;
-                // One frame always fits, however large: the limit is on
-                // what piles up, not on a single message.
-                if frames >= max_frames || (frames > 0 && queued + bytes > max_bytes) {
-                    return Err(EngineError::Flooded(format!(
-                        "more than {max_frames} messages or {max_bytes} bytes of params queued before the engine read them"
-                    )));
-                }
-                quota.frames.fetch_add(1, Ordering::Relaxed);
-                quota.bytes.fetch_add(bytes, Ordering::Relaxed);
-            }
-            Lane::Lifecycle => {
-                if quota.lifecycle.load(Ordering::Relaxed) >= LIFECYCLE_QUEUE {
-                    return Err(EngineError::Flooded(format!(
-                        "more than {LIFECYCLE_QUEUE} lifecycle messages (resumes) queued before the engine read them"
-                    )));
-                }
-                quota.lifecycle.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let charge = Charge {
-            quota: quota.clone(),
-            bytes,
-            lane,
-        };
+        let charge = Quota::charge(quota, lane, frame.len(), &self.limits)?;
         self.push(Out {
             frame,
             _charge: Some(charge),
