@@ -45,8 +45,8 @@ async fn bench_demo_params_flood_outcomes() {
             c.send(json!({"type": "bye"})).await;
             let (errors, close) = until_closed(&mut c).await;
             let close = match close {
-                Some(Event::Closed(code)) => format!("{code:?}"),
-                other => format!("{other:?}"),
+                Some(Event::Closed(Some(code @ (1000 | 1008)))) => code,
+                other => panic!("{n} params: {errors:?} {other:?}: only 1000 or 1008"),
             };
             *seen
                 .entry(format!("{n} params: {errors:?} close {close}"))
