@@ -510,7 +510,8 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
     let mut detached_until: Option<Instant> = None;
     let mut progress = interval(PROGRESS_EVERY);
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_progress = None;
+    // Nothing to report before the first slice is sent.
+    let mut last_progress = session.progress();
 
     let end = loop {
         tokio::select! {
@@ -569,8 +570,8 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
             }
             _ = progress.tick(), if detached_until.is_none() => {
                 let now = session.progress();
-                if last_progress != Some(now) {
-                    last_progress = Some(now);
+                if now != last_progress {
+                    last_progress = now;
                     let _ = engine.control(Control::Progress(now));
                 }
             }
