@@ -61,6 +61,7 @@ pub struct EngineSession {
     control: mpsc::Sender<Control>,
     failure: Option<oneshot::Receiver<EngineError>>,
     stats: SessionStats,
+    wants_progress: bool,
 }
 
 /// The engine's end: control messages in, one failure report out.
@@ -87,6 +88,7 @@ impl EngineSession {
                 control: ctx,
                 failure: Some(frx),
                 stats,
+                wants_progress: false,
             },
             EngineSide {
                 control: crx,
@@ -113,6 +115,18 @@ impl EngineSession {
             mpsc::error::TrySendError::Full(_) => EngineError::Stalled,
             mpsc::error::TrySendError::Closed(_) => EngineError::Lost,
         })
+    }
+
+    /// Marks an engine that uses [`Control::Progress`]; the built-in ones do
+    /// not, and sparing them the reports spares a timer per session.
+    pub fn with_progress(mut self) -> Self {
+        self.wants_progress = true;
+        self
+    }
+
+    /// Whether the engine wants [`Control::Progress`] reports.
+    pub fn wants_progress(&self) -> bool {
+        self.wants_progress
     }
 
     /// The engine's latest figures for this session.

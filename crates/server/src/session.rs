@@ -568,7 +568,7 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                     session.wake.notify_one();
                 }
             }
-            _ = progress.tick(), if detached_until.is_none() => {
+            _ = progress.tick(), if detached_until.is_none() && engine.wants_progress() => {
                 let now = session.progress();
                 if now != last_progress {
                     last_progress = now;

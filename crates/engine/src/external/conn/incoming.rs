@@ -159,6 +159,7 @@ impl Conn {
             }
             let (session, side) =
                 EngineSession::pair_with_stats(Value::Object(info), entry.stats.clone());
+            let session = session.with_progress();
             let (control, reporter) = side.split();
             match std::mem::replace(&mut entry.phase, Phase::Live(reporter)) {
                 Phase::Opening(tx) => (handle, tx, session, control),
