@@ -1,7 +1,7 @@
 //! What an engine hears about its session's life, and what the server shows
 //! of the engine: `session_detached` / `session_resumed` / `progress`,
 //! per-session `stats`, `welcome.max_sessions`, the knob schema check, and
-//! the demo engine producing nothing while nobody listens.
+//! the built-in engines producing nothing while nobody listens.
 
 use std::time::Duration;
 
@@ -161,7 +161,16 @@ async fn a_bad_knob_schema_fails_the_session_clearly_and_holds_no_seat() {
 
 #[tokio::test]
 async fn the_demo_engine_produces_nothing_while_detached() {
-    let s = Server::start(BIN, &["--engine", "demo", "--resume-window-s", "20"]).await;
+    nothing_while_detached("demo").await;
+}
+
+#[tokio::test]
+async fn the_synthetic_engine_produces_nothing_while_detached() {
+    nothing_while_detached("synthetic:200:64").await;
+}
+
+async fn nothing_while_detached(spec: &str) {
+    let s = Server::start(BIN, &["--engine", spec, "--resume-window-s", "20"]).await;
     let mut c = Client::connect(s.addr).await;
     let r = c.hello(json!({})).await;
     let id = r["session_id"].as_str().unwrap().to_owned();
@@ -175,7 +184,7 @@ async fn the_demo_engine_produces_nothing_while_detached() {
     let before = produced(session(&s, &id).await);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = produced(session(&s, &id).await);
-    assert_eq!(before, after, "slices produced while detached");
+    assert_eq!(before, after, "{spec}: slices produced while detached");
 
     let mut again = Client::connect(s.addr).await;
     assert_eq!(again.hello(json!({"resume": token})).await["resumed"], true);
