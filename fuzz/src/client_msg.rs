@@ -78,13 +78,17 @@ fn check_accepted(value: &Value, msg: &ClientMsg) {
         .and_then(Value::as_str)
         .expect("a string type");
     match msg {
-        ClientMsg::Ack { seq } => {
+        ClientMsg::Ack { seq, buffer_ms } => {
             assert_eq!(ty, "ack");
             assert_eq!(map.get("seq").and_then(Value::as_u64), Some(*seq));
             let again = ClientMsg::parse(&json!({"type": "ack", "seq": seq}).to_string());
+            assert!(buffer_ms.is_none_or(|ms| ms.is_finite() && ms >= 0.0));
             assert_eq!(
                 again,
-                Ok(ClientMsg::Ack { seq: *seq }),
+                Ok(ClientMsg::Ack {
+                    seq: *seq,
+                    buffer_ms: None
+                }),
                 "ack seq round trip"
             );
         }

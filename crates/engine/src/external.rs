@@ -12,8 +12,10 @@
 //! reading), its sessions fail and the next engine to connect serves.
 //!
 //! Nothing in the server ever waits on the engine: control messages go
-//! through a bounded write queue drained by a writer task, and a session
-//! whose message finds the queue full fails with [`EngineError::Stalled`].
+//! through a bounded write queue drained by a writer task. Each session has
+//! its own share of that queue; a session past it fails alone with
+//! [`EngineError::Flooded`] (the client's flood), and only an engine that
+//! stops reading fails sessions with [`EngineError::Stalled`].
 //!
 //! # Layout
 //! - [`frame`]: length-prefixed frames, JSON and slice (public: Rust engines
@@ -59,9 +61,14 @@ pub struct Limits {
     /// Most concurrent sessions on one engine connection (an engine may ask
     /// for fewer in its `hello`).
     pub max_sessions: usize,
-    /// Frames queued for the engine's writer task; when full, the session
-    /// whose message does not fit fails with `engine_stalled`.
-    pub write_queue: usize,
+    /// `params` and progress frames one session may have queued for the
+    /// engine and not yet written; past it the session fails alone with
+    /// `params_flood`. The write queue holds every session's share, so one
+    /// session never fills it for the others.
+    pub session_queue_frames: usize,
+    /// Bytes of those frames one session may have queued (one frame always
+    /// fits, however large).
+    pub session_queue_bytes: usize,
     /// A single write to the engine that makes no progress for this long
     /// drops the connection; its sessions fail with `engine_stalled`.
     pub write_stall_timeout: Duration,
@@ -79,7 +86,8 @@ impl Default for Limits {
         Self {
             max_frame_bytes: frame::MAX_FRAME_BYTES,
             max_sessions: 256,
-            write_queue: 1024,
+            session_queue_frames: 64,
+            session_queue_bytes: 1 << 20,
             write_stall_timeout: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(10),
             open_timeout: Duration::from_secs(30),
@@ -176,10 +184,14 @@ pub async fn bind(spec: &EngineSpec) -> io::Result<Arc<External>> {
 
 /// [`bind`] with explicit limits.
 pub async fn bind_with(spec: &EngineSpec, limits: Limits) -> io::Result<Arc<External>> {
-    if limits.write_queue == 0 || limits.max_sessions == 0 || limits.max_connections == 0 {
+    if limits.session_queue_frames == 0
+        || limits.session_queue_bytes == 0
+        || limits.max_sessions == 0
+        || limits.max_connections == 0
+    {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "engine limits: write_queue, max_sessions and max_connections must be positive",
+            "engine limits: session_queue_frames, session_queue_bytes, max_sessions and max_connections must be positive",
         ));
     }
     let (listener, addr) = listen::bind(spec).await?;
@@ -206,9 +218,22 @@ pub async fn bind_with(spec: &EngineSpec, limits: Limits) -> io::Result<Arc<Exte
 /// The engine any spec names: built-in ones directly, external ones bound
 /// and listening (see [`bind`]).
 pub async fn build(spec: &EngineSpec) -> io::Result<Arc<dyn Engine>> {
+    build_for(spec, Limits::default().max_sessions).await
+}
+
+/// [`build`] for a server with `seats` seats: an external engine is never
+/// offered more sessions than the server can hold (`welcome.max_sessions`).
+pub async fn build_for(spec: &EngineSpec, seats: usize) -> io::Result<Arc<dyn Engine>> {
     match crate::spec::built_in(spec) {
         Some(engine) => Ok(engine),
-        None => Ok(bind(spec).await?),
+        None => {
+            let defaults = Limits::default();
+            let limits = Limits {
+                max_sessions: defaults.max_sessions.min(seats.max(1)),
+                ..defaults
+            };
+            Ok(bind_with(spec, limits).await?)
+        }
     }
 }
 
@@ -237,6 +262,10 @@ impl Engine for External {
 
     fn is_ready(&self) -> bool {
         self.inner.current().is_some_and(|c| c.is_ready())
+    }
+
+    fn stat_gauges(&self) -> Vec<(String, f64)> {
+        self.inner.current().map(|c| c.gauges()).unwrap_or_default()
     }
 
     fn open(&self, req: OpenRequest) -> BoxFuture<Result<EngineSession, EngineError>> {

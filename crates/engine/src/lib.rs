@@ -9,14 +9,18 @@
 //! - [`demo`]: the built-in generative audio engine (`demo`).
 //! - [`synthetic`]: fixed-size slices at a fixed rate (`synthetic:RATE:BYTES`).
 //! - [`spec`]: parsing `--engine` and building the engine it names.
+//! - [`stats`]: engine `stats`, per session and as bounded gauges.
+//! - [`knobs`]: the knob schema engines describe their knobs in.
 //! - [`external`]: engines in another process, over a Unix or TCP socket
 //!   (`unix:PATH`, `tcp:HOST:PORT`; protocol in `docs/ENGINE.md`).
 
 pub mod demo;
 pub mod external;
+pub mod knobs;
 pub mod paced;
 pub mod session;
 pub mod spec;
+pub mod stats;
 pub mod synthetic;
 
 use std::{future::Future, pin::Pin, sync::Arc};
@@ -24,7 +28,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 use seatkeeper_protocol::slice::Frame;
 use serde_json::{Map, Value};
 
-pub use session::{Control, EngineSession, EngineSide};
+pub use session::{Control, EngineSession, EngineSide, Progress};
 pub use spec::EngineSpec;
 
 /// One slice from an engine, before the session gives it a `seq`.
@@ -74,6 +78,11 @@ pub enum EngineError {
     /// The engine refused the session or reported an error.
     #[error("engine error: {0}")]
     Failed(String),
+    /// This session queued more towards the engine than its share (frames
+    /// or bytes) before the engine took it: the client's flood, not the
+    /// engine's failure. Only this session ends; others are untouched.
+    #[error("{0}")]
+    Flooded(String),
 }
 
 impl EngineError {
@@ -84,7 +93,13 @@ impl EngineError {
             Self::Lost => "engine_lost",
             Self::Stalled => "engine_stalled",
             Self::Failed(_) => "engine_error",
+            Self::Flooded(_) => "params_flood",
         }
+    }
+
+    /// Whether the client caused it (close 1008) rather than the engine (1011).
+    pub fn is_client_fault(&self) -> bool {
+        matches!(self, Self::Flooded(_))
     }
 }
 
@@ -99,4 +114,9 @@ pub trait Engine: Send + Sync + 'static {
     fn is_ready(&self) -> bool;
     /// Starts one session. The returned handle's `info` goes into `ready.engine`.
     fn open(&self, req: OpenRequest) -> BoxFuture<Result<EngineSession, EngineError>>;
+    /// The numeric fields of the engine's latest `stats`, engine-wide, by
+    /// name (at most [`stats::MAX_NAMES`] names), for `/metrics`.
+    fn stat_gauges(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
 }

@@ -32,40 +32,56 @@ pub fn due(elapsed: Duration, rate_hz: f64) -> u64 {
 }
 
 /// Runs `gen` until the session ends (the control channel closes or says `End`).
+/// While the session is detached nothing is produced (nobody would hear
+/// it); on resume the clock picks up where it paused, without a catch-up burst.
 pub async fn run(mut gen: impl Generator, sink: Arc<dyn SliceSink>, side: EngineSide) {
     let (mut control, _failure) = side.split();
     let rate = gen.rate_hz();
     let period_us = 1e6 / rate;
-    let start = Instant::now();
+    let mut start = Instant::now();
     let mut produced: u64 = 0;
+    let mut paused = false;
     let max_batch = ((MAX_CATCH_UP.as_secs_f64() * rate).ceil() as u64).max(1);
     loop {
         let now = Instant::now();
-        let target = due(now - start, rate);
-        if target.saturating_sub(produced) > max_batch {
-            produced = target - max_batch;
-        }
-        while produced < target {
-            let ts = (produced as f64 * period_us) as u64;
-            sink.push(gen.slice(produced, ts));
-            produced += 1;
-        }
-        let next_due = start + Duration::from_secs_f64(produced as f64 / rate);
-        let wake = next_due.max(now + MIN_TICK);
+        let wake = if paused {
+            None
+        } else {
+            let target = due(now - start, rate);
+            if target.saturating_sub(produced) > max_batch {
+                produced = target - max_batch;
+            }
+            while produced < target {
+                let ts = (produced as f64 * period_us) as u64;
+                sink.push(gen.slice(produced, ts));
+                produced += 1;
+            }
+            let next_due = start + Duration::from_secs_f64(produced as f64 / rate);
+            Some(next_due.max(now + MIN_TICK))
+        };
         tokio::select! {
-            _ = sleep_until(wake) => {}
+            _ = sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
             msg = control.recv() => match msg {
                 Some(Control::Params(p)) => gen.params(&p),
                 // A client (re)attached: give it the next slice now rather
                 // than at its slot — at most one ahead of the clock, so the
                 // media is early, never doubled, and the pace is unchanged.
-                Some(Control::Keyframe) => {
+                Some(Control::Keyframe) if !paused => {
                     if produced <= due(Instant::now() - start, rate) {
                         let ts = (produced as f64 * period_us) as u64;
                         sink.push(gen.slice(produced, ts));
                         produced += 1;
                     }
                 }
+                Some(Control::Detached { .. }) => paused = true,
+                Some(Control::Resumed) if paused => {
+                    paused = false;
+                    // Slice `produced` is due now: the media time continues
+                    // from the pause instead of skipping the detached span.
+                    let at = Duration::from_secs_f64(produced.saturating_sub(1) as f64 / rate);
+                    start = Instant::now().checked_sub(at).unwrap_or(start);
+                }
+                Some(Control::Keyframe | Control::Resumed | Control::Progress(_)) => {}
                 Some(Control::End(_)) | None => return,
             },
         }
@@ -119,6 +135,33 @@ mod tests {
         assert_eq!(sink.0.lock().unwrap().len(), 3, "the pace is unchanged");
         tokio::time::sleep(Duration::from_millis(20)).await; // t = 311 ms
         assert_eq!(sink.0.lock().unwrap().len(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_produced_while_detached_and_the_clock_resumes_without_a_burst() {
+        let sink = Arc::new(Count(Mutex::new(Vec::new())));
+        let (session, side) = EngineSession::pair(serde_json::Value::Null);
+        tokio::spawn(run(Tick, sink.clone(), side));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(sink.0.lock().unwrap().len(), 2);
+        session
+            .control(Control::Detached {
+                resume_window_ms: 5_000,
+            })
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(sink.0.lock().unwrap().len(), 2, "nothing while detached");
+        session.control(Control::Resumed).unwrap();
+        session.control(Control::Keyframe).unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // The next slice at once, media time continuing from the pause.
+        assert_eq!(*sink.0.lock().unwrap(), [0, 100_000, 200_000]);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let n = sink.0.lock().unwrap().len();
+        assert!(
+            (4..=6).contains(&n),
+            "the normal pace after resume, not a burst: {n}"
+        );
     }
 
     #[test]

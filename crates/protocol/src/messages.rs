@@ -13,6 +13,9 @@ pub enum ClientMsg {
     Ack {
         /// Highest processed sequence number.
         seq: u64,
+        /// The client's playback buffer depth in milliseconds, if it reports
+        /// one (passed on to the engine in `progress`).
+        buffer_ms: Option<f64>,
     },
     /// Knobs for the engine: the whole object, `type` included.
     Params(Map<String, Value>),
@@ -110,13 +113,23 @@ impl ClientMsg {
                 }
                 Ok(Self::Hello(hello))
             }
-            "ack" => match map.get("seq") {
-                Some(Value::Number(n)) => n
-                    .as_u64()
-                    .map(|seq| Self::Ack { seq })
-                    .ok_or_else(|| bad("ack", "seq must be an integer in 0..2^64")),
-                _ => Err(bad("ack", "seq must be an integer")),
-            },
+            "ack" => {
+                let seq = match map.get("seq") {
+                    Some(Value::Number(n)) => n
+                        .as_u64()
+                        .ok_or_else(|| bad("ack", "seq must be an integer in 0..2^64"))?,
+                    _ => return Err(bad("ack", "seq must be an integer")),
+                };
+                let buffer_ms = match map.get("buffer_ms") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        v.as_f64()
+                            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                            .ok_or_else(|| bad("ack", "buffer_ms must be a number of 0 or more"))?,
+                    ),
+                };
+                Ok(Self::Ack { seq, buffer_ms })
+            }
             "params" => Ok(Self::Params(map)),
             "bye" => Ok(Self::Bye),
             other => Err(ParseError::UnknownType(truncate(other, 64))),

@@ -124,7 +124,7 @@ async fn serve(
         ),
         _ => None,
     };
-    let engine = external::build(&config.engine)
+    let engine = external::build_for(&config.engine, config.seats as usize)
         .await
         .map_err(|e| BadConfig(format!("cannot set up engine {}: {e}", config.engine)))?;
     // A port that cannot be bound is a start-up problem like any other (exit 2).

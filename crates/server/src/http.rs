@@ -327,6 +327,22 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     ] {
         family(&mut out, name, kind, help, &[("", value)]);
     }
+    let gauges = app.engine.stat_gauges();
+    if !gauges.is_empty() {
+        // Names are checked and capped by the engine crate (bounded labels).
+        let labels: Vec<(String, f64)> = gauges
+            .into_iter()
+            .map(|(name, v)| (format!("name=\"{name}\""), v))
+            .collect();
+        let samples: Vec<(&str, f64)> = labels.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        family(
+            &mut out,
+            "seatkeeper_engine_stat",
+            "gauge",
+            "Numeric fields of the engine's latest stats (engine-wide, at most 32 names).",
+            &samples,
+        );
+    }
     if let Some(a) = &app.admission {
         a.render_metrics(&mut out);
     }

@@ -19,14 +19,16 @@ use std::{
     panic::AssertUnwindSafe,
     sync::{
         atomic::{AtomicU64, AtomicU8, Ordering::Relaxed},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock,
     },
     time::Duration,
 };
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use seatkeeper_engine::{Control, EngineError, EngineSession, Slice, SliceSink};
+use seatkeeper_engine::{
+    stats::SessionStats, Control, EngineError, EngineSession, Progress, Slice, SliceSink,
+};
 use seatkeeper_liveness::Reason;
 use seatkeeper_protocol::{close, messages::Stats, ClientMsg, ServerMsg};
 use serde_json::{json, Map, Value};
@@ -88,6 +90,8 @@ pub(crate) enum EndRequest {
 
 /// Capacity of a session's event channel.
 const EVENTS: usize = 64;
+/// Shortest time between two `progress` reports to the engine.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 struct Slot {
     conn: Option<Arc<Conn>>,
@@ -113,6 +117,12 @@ pub struct Session {
     state: AtomicU8,
     resumes: AtomicU64,
     rtt_us: AtomicU64,
+    /// Slices the engine produced (pushed, sent or not).
+    produced: AtomicU64,
+    /// The client's last reported buffer depth (`f64` bits; NaN: none).
+    buffer_ms: AtomicU64,
+    /// The engine's latest `stats` for this session.
+    pub(crate) engine_stats: OnceLock<SessionStats>,
     events: mpsc::Sender<Event>,
     /// Wakes the task for a request in `slot.end` (a stored permit if the
     /// task is busy, so no request is missed).
@@ -150,6 +160,9 @@ impl Session {
             state: AtomicU8::new(State::Streaming as u8),
             resumes: AtomicU64::new(0),
             rtt_us: AtomicU64::new(u64::MAX),
+            produced: AtomicU64::new(0),
+            buffer_ms: AtomicU64::new(f64::NAN.to_bits()),
+            engine_stats: OnceLock::new(),
             events: tx,
             end_requested: Notify::new(),
             app: Arc::clone(app),
@@ -263,7 +276,10 @@ impl Session {
     /// Applies a client-shaped message (from the connection or the control bus).
     pub(crate) async fn client_message(&self, msg: ClientMsg) {
         match msg {
-            ClientMsg::Ack { seq } => {
+            ClientMsg::Ack { seq, buffer_ms } => {
+                if let Some(ms) = buffer_ms {
+                    self.buffer_ms.store(ms.to_bits(), Relaxed);
+                }
                 let acked = self.outbox().ack(seq);
                 match acked {
                     Ok(()) => self.wake.notify_one(),
@@ -305,6 +321,20 @@ impl Session {
         }
     }
 
+    /// The client's progress, for the engine.
+    fn progress(&self) -> Progress {
+        let (acked_seq, sent_seq) = {
+            let ob = self.outbox();
+            (ob.counters().last_ack_seq, ob.sent_seq())
+        };
+        let ms = f64::from_bits(self.buffer_ms.load(Relaxed));
+        Progress {
+            acked_seq,
+            sent_seq,
+            buffer_ms: (!ms.is_nan()).then_some(ms),
+        }
+    }
+
     /// The Session object of `/sessions`; `admin` adds what identifies the
     /// client's connection (its address).
     pub fn to_json(&self, admin: bool) -> Value {
@@ -333,6 +363,8 @@ impl Session {
             "resumes": self.resumes.load(Relaxed),
             "ping_rtt_us": stats.rtt_us,
             "engine": lock(&self.engine_info).get("name").cloned(),
+            "engine_stats": self.engine_stats.get().and_then(SessionStats::get),
+            "slices_produced": self.produced.load(Relaxed),
             "socket": socket,
         });
         if admin {
@@ -368,6 +400,7 @@ pub(crate) struct Sink(pub Arc<Session>);
 impl SliceSink for Sink {
     fn push(&self, slice: Slice) {
         let s = &self.0;
+        s.produced.fetch_add(1, Relaxed);
         let (result, dropped) = {
             let mut ob = s.outbox();
             let before = ob.counters().slices_dropped;
@@ -453,8 +486,13 @@ impl End {
                 )),
                 "too far behind",
             ),
+            // A client's flood is the client's fault (1008), not the engine's.
             Self::Engine(e) => server(
-                close::INTERNAL,
+                if e.is_client_fault() {
+                    close::POLICY
+                } else {
+                    close::INTERNAL
+                },
                 Some(ServerMsg::error(e.code(), e.to_string())),
                 e.code(),
             ),
@@ -522,6 +560,10 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
     stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut detached_until: Option<Instant> = None;
     let mut detached_at: Option<Instant> = None;
+    let mut progress = interval(PROGRESS_EVERY);
+    progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Nothing to report before the first slice is sent.
+    let mut last_progress = session.progress();
 
     let end = loop {
         tokio::select! {
@@ -538,7 +580,9 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                     if let Some(at) = detached_at.take() {
                         info!(session_id = %session.id, detached_ms = at.elapsed().as_millis() as u64, "detached session resumed");
                     }
-                    detached_until = None;
+                    if detached_until.take().is_some() {
+                        let _ = engine.control(Control::Resumed);
+                    }
                     let _ = engine.control(Control::Keyframe);
                 }
                 Some(Event::ConnEnded(id, how)) => {
@@ -552,6 +596,10 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                                     log_detached(&session.id, &how, w);
                                     detached_at = Some(Instant::now());
                                     detached_until = Some(Instant::now() + w);
+                                    let resume_window_ms = w.as_millis().try_into().unwrap_or(u64::MAX);
+                                    if let Err(e) = engine.control(Control::Detached { resume_window_ms }) {
+                                        break End::Engine(e);
+                                    }
                                 }
                                 _ => break match how {
                                     ConnEnd::Reaped(ev) => End::Reaped(ev.reason),
@@ -577,6 +625,13 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                 if let Some(conn) = session.conn() {
                     session.outbox().set_ping(Bytes::copy_from_slice(&conn.ping_payload()));
                     session.wake.notify_one();
+                }
+            }
+            _ = progress.tick(), if detached_until.is_none() && engine.wants_progress() => {
+                let now = session.progress();
+                if now != last_progress {
+                    last_progress = now;
+                    let _ = engine.control(Control::Progress(now));
                 }
             }
             _ = stats.tick(), if detached_until.is_none() => {

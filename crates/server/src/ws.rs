@@ -302,19 +302,19 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
         Err(e) => {
             drop(seat);
             info!(peer = %info.peer, "engine refused a session: {e}");
-            return refuse_with(
-                ws,
-                &app,
-                &info,
-                violation(close::INTERNAL, e.code(), e.to_string()),
-            )
-            .await;
+            let code = if e.is_client_fault() {
+                close::POLICY
+            } else {
+                close::INTERNAL
+            };
+            return refuse_with(ws, &app, &info, violation(code, e.code(), e.to_string())).await;
         }
     };
     *session
         .engine_info
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = engine.info.clone();
+    let _ = session.engine_stats.set(engine.stats());
     seat.bind(Arc::clone(&session));
     app.metrics.sessions_started.fetch_add(1, Relaxed);
     let conn = Conn::new(&app, &session.id, info.peer, Arc::clone(&info.socket));

@@ -87,13 +87,43 @@ impl Knobs {
 
     /// The knob list for `ready.engine.knobs`.
     pub fn describe(current: &Knobs) -> Value {
+        // The knob schema (see `crate::knobs`); `value` is the current
+        // setting, kept beside `default` for clients that read it.
+        let number = |name: &str, label: &str, range: [Value; 3], v: Value, unit: Option<&str>| {
+            let [min, max, step] = range;
+            let mut k = json!({"name": name, "kind": "number", "label": label, "min": min, "max": max,
+                               "step": step, "default": v, "value": v});
+            if let Some(unit) = unit {
+                k["unit"] = json!(unit);
+            }
+            k
+        };
+        let unit = || [json!(0.0), json!(1.0), json!(0.01)];
         json!([
-            {"name": "tempo", "min": 60, "max": 180, "step": 1, "value": current.tempo},
-            {"name": "seed", "min": 0, "max": 999, "step": 1, "value": current.seed},
-            {"name": "brightness", "min": 0.0, "max": 1.0, "step": 0.01, "value": current.brightness},
-            {"name": "volume", "min": 0.0, "max": 1.0, "step": 0.01, "value": current.volume},
-            {"name": "density", "min": 0.0, "max": 1.0, "step": 0.01, "value": current.density},
-            {"name": "swing", "min": 0.0, "max": 1.0, "step": 0.01, "value": current.swing},
+            number(
+                "tempo",
+                "Tempo",
+                [json!(60), json!(180), json!(1)],
+                json!(current.tempo),
+                Some("bpm")
+            ),
+            number(
+                "seed",
+                "Seed",
+                [json!(0), json!(999), json!(1)],
+                json!(current.seed),
+                None
+            ),
+            number(
+                "brightness",
+                "Brightness",
+                unit(),
+                json!(current.brightness),
+                None
+            ),
+            number("volume", "Volume", unit(), json!(current.volume), None),
+            number("density", "Density", unit(), json!(current.density), None),
+            number("swing", "Swing", unit(), json!(current.swing), None),
         ])
     }
 
@@ -398,5 +428,6 @@ mod tests {
             names,
             ["tempo", "seed", "brightness", "volume", "density", "swing"]
         );
+        crate::knobs::validate(&Knobs::describe(&k)).expect("the demo's knobs follow the schema");
     }
 }

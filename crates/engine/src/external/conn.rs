@@ -1,6 +1,14 @@
 //! One engine connection's shared state: its sessions by handle and the
 //! write queue. What the reader does with each message is in `incoming`.
 //!
+//! The write queue is shared by every session on the connection, so each
+//! session has a [`Quota`] in it: at most `session_queue_frames` frames and
+//! `session_queue_bytes` bytes of `params`/progress, and [`LIFECYCLE_QUEUE`]
+//! lifecycle frames, queued and not yet written. A session past its quota
+//! fails alone with [`EngineError::Flooded`]; `session_end` is outside any
+//! quota. The queue's capacity is the sum of all quotas, so it is full only
+//! when the engine stopped reading altogether.
+//!
 //! Locks here are plain `std::sync::Mutex`es held for a map look-up and
 //! never across an `.await`; the only waiting is done by the reader (on the
 //! socket) and the writer task (on the socket), each on its own.
@@ -13,15 +21,21 @@ use std::{
     },
 };
 
-use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{frame, messages::ToEngine, Status};
-use crate::{session::FailureReporter, EngineError, EngineSession, SliceSink};
+use super::{frame, messages::ToEngine, Limits, Status};
+use crate::{
+    session::FailureReporter,
+    stats::{Gauges, SessionStats},
+    EngineError, EngineSession, SliceSink,
+};
 
 mod incoming;
+mod quota;
+
+pub(super) use quota::{write_queue, Lane, Out, Quota};
 
 /// How many ended session ids a connection remembers, so that a late
 /// message about one of them is ignored instead of taken for a protocol error.
@@ -52,6 +66,8 @@ struct Entry {
     session_id: String,
     sink: Arc<dyn SliceSink>,
     phase: Phase,
+    quota: Arc<Quota>,
+    stats: SessionStats,
 }
 
 enum Phase {
@@ -67,6 +83,7 @@ struct State {
     sessions: HashMap<u32, Entry>,
     recent_ended: VecDeque<String>,
     stats: Option<Map<String, Value>>,
+    gauges: Gauges,
     dead: bool,
 }
 
@@ -112,7 +129,8 @@ pub(super) struct Conn {
     pub(super) id: u64,
     pub(super) hello: Hello,
     warm: AtomicBool,
-    out: mpsc::Sender<Bytes>,
+    limits: Limits,
+    out: mpsc::Sender<Out>,
     /// Cancelled once the connection is over, for whatever reason.
     pub(super) closed: CancellationToken,
     slices: AtomicU64,
@@ -126,13 +144,15 @@ impl Conn {
         id: u64,
         hello: Hello,
         warm: bool,
-        out: mpsc::Sender<Bytes>,
+        limits: Limits,
+        out: mpsc::Sender<Out>,
         closed: CancellationToken,
     ) -> Self {
         Self {
             id,
             hello,
             warm: AtomicBool::new(warm),
+            limits,
             out,
             closed,
             slices: AtomicU64::new(0),
@@ -173,14 +193,42 @@ impl Conn {
         }
     }
 
-    /// Queues a message for the engine without waiting.
+    /// The engine-wide gauges from its `stats`.
+    pub(super) fn gauges(&self) -> Vec<(String, f64)> {
+        self.state().gauges.snapshot()
+    }
+
+    /// Queues a message outside any session's quota (the connection's own
+    /// frames, `session_end`) without waiting.
     pub(super) fn send(&self, msg: &ToEngine<'_>) -> Result<(), EngineError> {
-        self.out
-            .try_send(frame::encode_json(msg))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => EngineError::Stalled,
-                mpsc::error::TrySendError::Closed(_) => EngineError::Lost,
-            })
+        self.push(Out {
+            frame: frame::encode_json(msg),
+            _charge: None,
+        })
+    }
+
+    /// Queues a message of one session against its quota, without waiting.
+    pub(super) fn send_for(
+        &self,
+        quota: &Arc<Quota>,
+        lane: Lane,
+        msg: &ToEngine<'_>,
+    ) -> Result<(), EngineError> {
+        let frame = frame::encode_json(msg);
+        let charge = Quota::charge(quota, lane, frame.len(), &self.limits)?;
+        self.push(Out {
+            frame,
+            _charge: Some(charge),
+        })
+    }
+
+    fn push(&self, out: Out) -> Result<(), EngineError> {
+        // Full despite every session's quota fitting: the engine is not
+        // reading at all (or sessions end and start faster than it reads).
+        self.out.try_send(out).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => EngineError::Stalled,
+            mpsc::error::TrySendError::Closed(_) => EngineError::Lost,
+        })
     }
 
     /// Registers a session about to be started; its slices are accepted from now on.
@@ -188,7 +236,7 @@ impl Conn {
         &self,
         session_id: &str,
         sink: Arc<dyn SliceSink>,
-    ) -> Result<(u32, oneshot::Receiver<Result<EngineSession, EngineError>>), EngineError> {
+    ) -> Result<Registered, EngineError> {
         let mut st = self.state();
         if st.dead {
             return Err(EngineError::Lost);
@@ -205,15 +253,22 @@ impl Conn {
         // Handles are never reused, so a late slice can never reach a newer session.
         st.next_handle = handle.checked_add(1).ok_or(EngineError::NotReady)?;
         let (tx, rx) = oneshot::channel();
+        let quota = Arc::new(Quota::default());
         st.sessions.insert(
             handle,
             Entry {
                 session_id: session_id.to_owned(),
                 sink,
                 phase: Phase::Opening(tx),
+                quota: quota.clone(),
+                stats: SessionStats::default(),
             },
         );
-        Ok((handle, rx))
+        Ok(Registered {
+            handle,
+            reply: rx,
+            quota,
+        })
     }
 
     /// Forgets a session the engine never heard of (its `session_start`
@@ -228,27 +283,53 @@ impl Conn {
         let Some(entry) = self.state().remove(handle) else {
             return;
         };
-        let _ = self.send(&ToEngine::SessionEnd {
-            session_id: &entry.session_id,
-            reason,
-        });
+        self.send_end(&entry.session_id, reason);
+    }
+
+    /// Queues `session_end`, which no quota refuses. Should even it not fit,
+    /// the engine has stopped reading: dropping the connection is then how
+    /// the engine learns that the session (and every other) is over.
+    pub(super) fn send_end(&self, session_id: &str, reason: &str) {
+        if let Err(EngineError::Stalled) = self.send(&ToEngine::SessionEnd { session_id, reason }) {
+            tracing::warn!(
+                conn = self.id,
+                engine = %self.hello.name,
+                session_id,
+                "the engine's write queue is full even for session_end: dropping the connection"
+            );
+            self.teardown(EngineError::Stalled);
+        }
     }
 
     /// Sends a message about a running session. `false` when the session is
-    /// gone or has just failed because the write queue is full.
-    pub(super) fn to_session(&self, handle: u32, msg: &ToEngine<'_>) -> bool {
-        if !self.state().sessions.contains_key(&handle) {
+    /// gone or has just failed (its quota exceeded, or the write queue full).
+    /// A `best_effort` message past the quota is skipped instead.
+    pub(super) fn to_session(
+        &self,
+        handle: u32,
+        lane: Lane,
+        msg: &ToEngine<'_>,
+        best_effort: bool,
+    ) -> bool {
+        let Some(quota) = self.state().sessions.get(&handle).map(|e| e.quota.clone()) else {
             return false;
-        }
-        match self.send(msg) {
+        };
+        match self.send_for(&quota, lane, msg) {
             Ok(()) => true,
+            Err(EngineError::Flooded(_)) if best_effort => true,
             Err(err) => {
-                if err == EngineError::Stalled {
-                    tracing::warn!(
+                match &err {
+                    EngineError::Stalled => tracing::warn!(
                         conn = self.id,
                         engine = %self.hello.name,
                         "the engine's write queue is full: failing a session with engine_stalled"
-                    );
+                    ),
+                    EngineError::Flooded(why) => tracing::warn!(
+                        conn = self.id,
+                        engine = %self.hello.name,
+                        "a session queued more than its share for the engine: failing it alone ({why})"
+                    ),
+                    _ => {}
                 }
                 self.fail(handle, err);
                 false
@@ -290,6 +371,14 @@ impl Conn {
             report(entry, err.clone());
         }
     }
+}
+
+/// A session just registered: its handle, where `open` waits for the
+/// engine's answer, and its share of the write queue.
+pub(super) struct Registered {
+    pub(super) handle: u32,
+    pub(super) reply: oneshot::Receiver<Result<EngineSession, EngineError>>,
+    pub(super) quota: Arc<Quota>,
 }
 
 /// Tells a removed session's waiter why it is over.

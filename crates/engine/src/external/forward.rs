@@ -3,16 +3,20 @@
 //!
 //! The server talks to a session only through [`EngineSession`]'s
 //! non-blocking `control`; a forwarder task per session moves those messages
-//! into the connection's bounded write queue, again without waiting. When
-//! that queue is full the engine is not reading, and the session fails with
-//! [`EngineError::Stalled`] instead of anything waiting on the engine.
+//! into the connection's bounded write queue, again without waiting, each
+//! against the session's own quota there. A session past its quota fails
+//! alone ([`EngineError::Flooded`]); only a queue full beyond every quota
+//! (the engine not reading at all) is [`EngineError::Stalled`].
 
 use std::{sync::Arc, time::Duration};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{conn::Conn, messages::ToEngine};
+use super::{
+    conn::{Conn, Lane, Registered},
+    messages::ToEngine,
+};
 use crate::{Control, EngineError, EngineSession, OpenRequest};
 
 /// Starts a session on `conn` and waits (at most `limit`) for the engine's answer.
@@ -21,13 +25,17 @@ pub(super) async fn open(
     req: OpenRequest,
     limit: Duration,
 ) -> Result<EngineSession, EngineError> {
-    let (handle, reply) = conn.register(&req.session_id, req.sink)?;
+    let Registered {
+        handle,
+        reply,
+        quota,
+    } = conn.register(&req.session_id, req.sink)?;
     let start = ToEngine::SessionStart {
         session_id: &req.session_id,
         handle,
         config: &req.config,
     };
-    if let Err(err) = conn.send(&start) {
+    if let Err(err) = conn.send_for(&quota, Lane::Lifecycle, &start) {
         conn.forget(handle);
         return Err(err);
     }
@@ -111,26 +119,44 @@ pub(super) async fn run(
             Some(_) if detached => continue,
             Some(msg) => msg,
         };
+        let sid = session_id.as_str();
         let sent = match msg {
             Control::Params(mut params) => {
                 // `type` is the client message's, not a knob.
                 if params.get("type") == Some(&Value::from("params")) {
                     params.remove("type");
                 }
-                conn.to_session(
-                    handle,
-                    &ToEngine::Params {
-                        session_id: &session_id,
-                        params: &params,
-                    },
-                )
+                let msg = ToEngine::Params {
+                    session_id: sid,
+                    params: &params,
+                };
+                conn.to_session(handle, Lane::Data, &msg, false)
             }
-            Control::Keyframe => conn.to_session(
-                handle,
-                &ToEngine::Keyframe {
-                    session_id: &session_id,
-                },
-            ),
+            Control::Keyframe => {
+                let msg = ToEngine::Keyframe { session_id: sid };
+                conn.to_session(handle, Lane::Lifecycle, &msg, false)
+            }
+            Control::Detached { resume_window_ms } => {
+                let msg = ToEngine::SessionDetached {
+                    session_id: sid,
+                    resume_window_ms,
+                };
+                conn.to_session(handle, Lane::Lifecycle, &msg, false)
+            }
+            Control::Resumed => {
+                let msg = ToEngine::SessionResumed { session_id: sid };
+                conn.to_session(handle, Lane::Lifecycle, &msg, false)
+            }
+            // Progress is a latest value: past the quota it is skipped.
+            Control::Progress(p) => {
+                let msg = ToEngine::Progress {
+                    session_id: sid,
+                    acked_seq: p.acked_seq,
+                    sent_seq: p.sent_seq,
+                    buffer_ms: p.buffer_ms,
+                };
+                conn.to_session(handle, Lane::Data, &msg, true)
+            }
             Control::End(_) => unreachable!("handled above"),
         };
         detached = !sent;
@@ -142,7 +168,7 @@ fn finish(conn: &Conn, handle: u32, session_id: &str, reason: &str, detached: bo
     if detached {
         // Already out of the connection's books; the engine may still be
         // running it (a full queue is not a dead engine), so say it anyway.
-        let _ = conn.send(&ToEngine::SessionEnd { session_id, reason });
+        conn.send_end(session_id, reason);
     } else {
         conn.end(handle, reason);
     }

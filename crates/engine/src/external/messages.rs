@@ -111,6 +111,30 @@ pub(super) enum ToEngine<'a> {
         /// Whose session.
         session_id: &'a str,
     },
+    /// The client's transport is lost; the session waits for a resume.
+    SessionDetached {
+        /// Whose session.
+        session_id: &'a str,
+        /// How long the session waits for the client, in milliseconds.
+        resume_window_ms: u64,
+    },
+    /// The client is back (a `keyframe` follows).
+    SessionResumed {
+        /// Whose session.
+        session_id: &'a str,
+    },
+    /// The client's progress (at most 4 a second, when it changed).
+    Progress {
+        /// Whose session.
+        session_id: &'a str,
+        /// The client's last acknowledged `seq`.
+        acked_seq: u64,
+        /// The last `seq` sent to the client.
+        sent_seq: u64,
+        /// The client's playback buffer depth, when it reports one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        buffer_ms: Option<f64>,
+    },
     /// The session is over; slices for it are discarded from now on.
     SessionEnd {
         /// Whose session.
@@ -175,6 +199,32 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&start).unwrap(),
             json!({"type": "session_start", "session_id": "s1", "handle": 3, "config": {}})
+        );
+        assert_eq!(
+            serde_json::to_value(ToEngine::SessionDetached {
+                session_id: "s1",
+                resume_window_ms: 5000
+            })
+            .unwrap(),
+            json!({"type": "session_detached", "session_id": "s1", "resume_window_ms": 5000})
+        );
+        assert_eq!(
+            serde_json::to_value(ToEngine::SessionResumed { session_id: "s1" }).unwrap(),
+            json!({"type": "session_resumed", "session_id": "s1"})
+        );
+        let progress = |buffer_ms| ToEngine::Progress {
+            session_id: "s1",
+            acked_seq: 7,
+            sent_seq: 9,
+            buffer_ms,
+        };
+        assert_eq!(
+            serde_json::to_value(progress(None)).unwrap(),
+            json!({"type": "progress", "session_id": "s1", "acked_seq": 7, "sent_seq": 9})
+        );
+        assert_eq!(
+            serde_json::to_value(progress(Some(180.5))).unwrap(),
+            json!({"type": "progress", "session_id": "s1", "acked_seq": 7, "sent_seq": 9, "buffer_ms": 180.5})
         );
         let end = ToEngine::SessionEnd {
             session_id: "s1",

@@ -11,7 +11,7 @@ use tokio::{
 };
 
 use super::{
-    conn::{Conn, Hello, ProtocolError},
+    conn::{self, Conn, Hello, Out, ProtocolError},
     frame::{self, Incoming},
     messages::{FromEngine, ToEngine},
     Inner,
@@ -61,8 +61,15 @@ where
         ..hello
     };
 
-    let (tx, rx) = mpsc::channel(limits.write_queue);
-    let conn = Arc::new(Conn::new(id, hello, warm, tx, inner.shutdown.child_token()));
+    let (tx, rx) = mpsc::channel(conn::write_queue(&limits, hello.max_sessions));
+    let conn = Arc::new(Conn::new(
+        id,
+        hello,
+        warm,
+        limits,
+        tx,
+        inner.shutdown.child_token(),
+    ));
     if let Err(live) = inner.claim(&conn) {
         let message = format!("engine {live:?} is connected; one engine at a time");
         tracing::warn!(conn = id, peer, engine = %conn.hello.name, "refusing a second engine: {message}");
@@ -158,7 +165,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 async fn write_loop<W: AsyncWrite + Unpin>(
     conn: Arc<Conn>,
     w: W,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Out>,
     stall: Duration,
 ) {
     let mut w = BufWriter::with_capacity(IO_BUFFER, w);
@@ -172,9 +179,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         // Write everything queued, then flush once: small control frames
         // coalesce into few syscalls.
         loop {
-            if let Err(e) = write_within(&mut w, Some(&next), stall).await {
+            if let Err(e) = write_within(&mut w, Some(&next.frame), stall).await {
                 return fail_write(&conn, e, stall);
             }
+            // Written: dropping `next` gives its session's quota back.
             match rx.try_recv() {
                 Ok(frame) => next = frame,
                 Err(_) => break,
@@ -187,7 +195,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     // Closing: a last `error` or `session_end` may be queued; give it a moment.
     let _ = timeout(DRAIN, async {
         while let Ok(frame) = rx.try_recv() {
-            w.write_all(&frame).await?;
+            w.write_all(&frame.frame).await?;
         }
         w.flush().await?;
         w.shutdown().await

@@ -18,42 +18,65 @@ fn knobs(v: Value) -> Map<String, Value> {
     }
 }
 
+/// Sends big `params` on `session` until it fails; returns the error.
+async fn flood(session: &mut seatkeeper_engine::EngineSession) -> EngineError {
+    let big = knobs(json!({"type": "params", "blob": "x".repeat(64 << 10)}));
+    let deadline = Instant::now() + SOON;
+    let mut sent = 0usize;
+    loop {
+        if let Err(e) = session.control(Control::Params(big.clone())) {
+            return e;
+        }
+        sent += 1;
+        // `failed` is cancel-safe: polling it briefly leaves it armed.
+        if let Ok(e) = timeout(Duration::from_millis(2), session.failed()).await {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "no failure after {sent} params");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_engine_that_stops_reading_stalls_its_sessions_not_the_server() {
+async fn a_flood_fails_its_session_alone_and_a_silent_engine_stalls_the_rest() {
     let limits = Limits {
-        write_queue: 16,
+        session_queue_frames: 16,
+        max_sessions: 4,
         write_stall_timeout: Duration::from_secs(2),
         ..Limits::default()
     };
     let engine = bind_unix("stall", limits).await;
     let (mut fake, _) = Fake::hello(engine.local_addr(), true).await;
     ready(&engine).await;
-    let sink = Arc::new(Collect::default());
     let (opened, _) = tokio::join!(
-        open(&engine, "s-stall", json!({}), sink.clone()),
+        open(&engine, "s-flood", json!({}), Arc::new(Collect::default())),
         fake.accept_session()
     );
-    let mut session = opened.expect("open");
+    let mut flooder = opened.expect("open");
+    let (opened, _) = tokio::join!(
+        open(&engine, "s-calm", json!({}), Arc::new(Collect::default())),
+        fake.accept_session()
+    );
+    let mut calm = opened.expect("open");
     // From here on the fake engine never reads its socket again.
 
-    let big = knobs(json!({"type": "params", "blob": "x".repeat(64 << 10)}));
-    let deadline = Instant::now() + SOON;
-    let mut sent = 0usize;
-    let err = loop {
-        if let Err(e) = session.control(Control::Params(big.clone())) {
-            break e;
-        }
-        sent += 1;
-        // `failed` is cancel-safe: polling it briefly leaves it armed.
-        if let Ok(e) = timeout(Duration::from_millis(2), session.failed()).await {
-            break e;
-        }
-        assert!(Instant::now() < deadline, "no stall after {sent} controls");
-    };
-    assert_eq!(err, EngineError::Stalled, "after {sent} controls");
-    assert_eq!(err.code(), "engine_stalled");
+    let err = flood(&mut flooder).await;
+    assert!(matches!(err, EngineError::Flooded(_)), "{err:?}");
+    assert_eq!(err.code(), "params_flood");
+    // The other session is untouched by the flood: its params still fit.
+    calm.control(Control::Params(knobs(json!({"type": "params", "x": 1}))))
+        .expect("a calm session's params fit in its own share");
+    assert!(
+        timeout(Duration::from_millis(500), calm.failed())
+            .await
+            .is_err(),
+        "a bystander must not fail because of a flood"
+    );
 
-    // The writer gives up on the engine and the slot frees up.
+    // The engine really stopped reading: the writer gives up on it and the
+    // remaining session fails with engine_stalled.
+    let err = timeout(SOON, calm.failed()).await.expect("a stall");
+    assert_eq!(err, EngineError::Stalled);
+    assert_eq!(err.code(), "engine_stalled");
     eventually("the stalled engine to be dropped", SOON, || {
         !engine.status().connected
     })
@@ -72,6 +95,45 @@ async fn an_engine_that_stops_reading_stalls_its_sessions_not_the_server() {
     good.slice(start["handle"].as_u64().unwrap() as u32, b"hi")
         .await;
     eventually("a slice from the new engine", SOON, || fresh.len() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_end_reaches_the_engine_for_a_session_that_flooded_its_share() {
+    let limits = Limits {
+        session_queue_frames: 8,
+        ..Limits::default()
+    };
+    let engine = bind_unix("end-after-flood", limits).await;
+    let (mut fake, _) = Fake::hello(engine.local_addr(), true).await;
+    ready(&engine).await;
+    let mut sessions = Vec::new();
+    for i in 0..3 {
+        let id = format!("s-{i}");
+        let (opened, _) = tokio::join!(
+            open(&engine, &id, json!({}), Arc::new(Collect::default())),
+            fake.accept_session()
+        );
+        sessions.push(opened.expect("open"));
+    }
+    // While the engine does not read, every session floods its share full.
+    for s in &mut sessions {
+        let err = flood(s).await;
+        assert_eq!(err.code(), "params_flood", "{err:?}");
+    }
+    for (i, s) in sessions.into_iter().enumerate() {
+        s.end(&format!("engine:params_flood:{i}"));
+    }
+    // Now the engine reads again: it hears every session_end.
+    let mut ended = Vec::new();
+    while ended.len() < 3 {
+        let msg = fake.recv().await.expect("the connection stays up");
+        if msg["type"] == "session_end" {
+            ended.push(msg["session_id"].as_str().unwrap().to_owned());
+        }
+    }
+    ended.sort();
+    assert_eq!(ended, ["s-0", "s-1", "s-2"]);
+    assert!(engine.status().connected);
 }
 
 /// One garbage input sent by an engine after its hello, with a live session.

@@ -53,8 +53,32 @@ fn refusals_have_the_contract_codes() {
 fn ack_takes_the_full_u64_range() {
     assert_eq!(
         ClientMsg::parse(r#"{"type":"ack","seq":18446744073709551615}"#).unwrap(),
-        ClientMsg::Ack { seq: u64::MAX }
+        ClientMsg::Ack {
+            seq: u64::MAX,
+            buffer_ms: None
+        }
     );
+}
+
+#[test]
+fn ack_may_report_the_client_buffer() {
+    assert_eq!(
+        ClientMsg::parse(r#"{"type":"ack","seq":3,"buffer_ms":180.5}"#).unwrap(),
+        ClientMsg::Ack {
+            seq: 3,
+            buffer_ms: Some(180.5)
+        }
+    );
+    for bad in [
+        r#"{"type":"ack","seq":3,"buffer_ms":-1}"#,
+        r#"{"type":"ack","seq":3,"buffer_ms":"x"}"#,
+    ] {
+        assert_eq!(
+            ClientMsg::parse(bad).unwrap_err().code(),
+            "bad_message",
+            "{bad}"
+        );
+    }
 }
 
 #[test]
@@ -96,6 +120,6 @@ proptest! {
     #[test]
     fn any_ack_round_trips(seq: u64) {
         let text = format!(r#"{{"type":"ack","seq":{seq}}}"#);
-        prop_assert_eq!(ClientMsg::parse(&text).unwrap(), ClientMsg::Ack { seq });
+        prop_assert_eq!(ClientMsg::parse(&text).unwrap(), ClientMsg::Ack { seq, buffer_ms: None });
     }
 }

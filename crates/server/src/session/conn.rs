@@ -421,7 +421,7 @@ fn exempt_from_rate(msg: &Message, session: &Session) -> bool {
         return false;
     };
     match ClientMsg::parse(text) {
-        Ok(ClientMsg::Ack { seq }) => session.outbox().acks_new(seq),
+        Ok(ClientMsg::Ack { seq, .. }) => session.outbox().acks_new(seq),
         Ok(ClientMsg::Bye) => true,
         _ => false,
     }

@@ -253,6 +253,11 @@ impl Outbox {
                 .is_some_and(|s| self.window_admits(s.frame.payload_len() as u64))
     }
 
+    /// The `seq` of the last slice sent (0 before the first).
+    pub fn sent_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
     /// A cumulative ack. Acks behind the last one are harmless repeats; an
     /// ack for a seq never sent is refused.
     pub fn ack(&mut self, seq: u64) -> Result<(), AckAhead> {

@@ -95,11 +95,24 @@ impl Conn {
                 tracing::warn!(conn = self.id, engine = %self.hello.name, code, message, "engine reported an error");
             }
             FromEngine::Stats { session_id, fields } => {
+                let mut st = self.state();
                 if let Some(id) = &session_id {
-                    self.state().lookup(id)?;
+                    if let Some(h) = st.lookup(id)? {
+                        if let Some(entry) = st.sessions.get(&h) {
+                            entry.stats.set(fields.clone());
+                        }
+                    }
                 }
                 tracing::debug!(conn = self.id, ?session_id, stats = ?fields, "engine stats");
-                self.state().stats = Some(fields);
+                let skipped = st.gauges.update(&fields);
+                if skipped > 0 {
+                    tracing::debug!(
+                        conn = self.id,
+                        skipped,
+                        "stats fields left out of /metrics (name not [a-z_][a-z0-9_]{{0,63}}, or over 32 names)"
+                    );
+                }
+                st.stats = Some(fields);
             }
             FromEngine::Unknown => {
                 tracing::debug!(conn = self.id, "ignoring an engine message of unknown type");
@@ -128,7 +141,25 @@ impl Conn {
                 );
                 return Ok(());
             }
-            let (session, side) = EngineSession::pair(Value::Object(info));
+            if let Some(knobs) = info.get("knobs") {
+                if let Err(why) = crate::knobs::validate(knobs) {
+                    drop(st);
+                    tracing::warn!(
+                        conn = self.id,
+                        session_id,
+                        "engine described its knobs wrongly: {why}"
+                    );
+                    let message = format!("bad_knobs: the engine's knob list is invalid: {why}");
+                    if let Some(entry) = self.state().remove(handle) {
+                        super::report(entry, EngineError::Failed(message));
+                    }
+                    self.send_end(session_id, "bad_knobs");
+                    return Ok(());
+                }
+            }
+            let (session, side) =
+                EngineSession::pair_with_stats(Value::Object(info), entry.stats.clone());
+            let session = session.with_progress();
             let (control, reporter) = side.split();
             match std::mem::replace(&mut entry.phase, Phase::Live(reporter)) {
                 Phase::Opening(tx) => (handle, tx, session, control),
