@@ -36,9 +36,10 @@ mod conn;
 mod token;
 
 pub use agent::{Lease, PodAgent, PodStatus, Refusal, TokenProblem};
-pub use allocator::allocator;
+pub use allocator::{allocator, AllocatorConfig};
 pub use claim::{Claim, ClaimError};
-pub use client::{claim, ls, PoolClient, PoolError};
+pub use client::{claim, claim_with, ls, ClaimRequest, PoolClient, PoolError};
+pub use config::{parse_labels, MAX_LABELS};
 pub use config::{ConfigError, PoolConfig};
 pub use ls::PodInfo;
-pub use metrics::PoolMetrics;
+pub use metrics::{ClaimMetrics, PoolMetrics};
