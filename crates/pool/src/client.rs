@@ -233,7 +233,7 @@ impl PoolClient {
                     conn_ref.forget();
                     PoolError::Unavailable(e)
                 })?;
-            if acked < 1 {
+            if acked < 1 && has_replicas(&mut conn).await {
                 return Err(PoolError::Unconfirmed);
             }
         }
@@ -283,6 +283,20 @@ impl PoolClient {
     pub fn redis_up(&self) -> u64 {
         self.inner.conn.up()
     }
+}
+
+/// Whether the master has a replica attached. A master left alone (its
+/// replica is the one that died) has nothing a failover could promote with
+/// a staler copy, so its claims stand unconfirmed rather than stopping the
+/// fleet; set `min-replicas-to-write` on Redis to refuse instead.
+async fn has_replicas(conn: &mut redis::aio::MultiplexedConnection) -> bool {
+    let info: redis::RedisResult<String> = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(conn)
+        .await;
+    info.map_or(true, |text| {
+        !text.lines().any(|l| l.trim() == "connected_slaves:0")
+    })
 }
 
 /// Claims one seat on any pod: a one-shot [`PoolClient::claim`].
