@@ -33,20 +33,39 @@ pub(crate) enum Target {
 
 impl Target {
     /// Parses `redis://…`, `rediss://…`, `unix://…` or
-    /// `redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER`.
+    /// `redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER`
+    /// (the credentials are used for the Sentinels and the master alike).
     pub(crate) fn parse(url: &str) -> RedisResult<Self> {
         let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) else {
             return redis::Client::open(url).map(Self::Direct);
         };
-        let (sentinels, master) = parse_sentinel(rest).map_err(|reason| {
+        let bad = |reason: String| {
             RedisError::from((ErrorKind::InvalidClientConfig, "bad Sentinel URL", reason))
-        })?;
+        };
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((auth, rest)) => (Some(auth), rest),
+            None => (None, rest),
+        };
+        let (sentinels, master) = parse_sentinel(rest).map_err(bad)?;
         let addrs = sentinels
             .into_iter()
             .map(|(host, port)| ConnectionAddr::Tcp(host, port));
-        let client =
-            SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?.build()?;
-        Ok(Self::Sentinel(tokio::sync::Mutex::new(client)))
+        let mut builder = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?;
+        if let Some(auth) = auth {
+            let (user, password) = auth.split_once(':').unwrap_or(("", auth));
+            if password.is_empty() {
+                return Err(bad("empty password before '@'".into()));
+            }
+            builder = builder
+                .set_client_to_redis_password(password)
+                .set_client_to_sentinel_password(password);
+            if !user.is_empty() {
+                builder = builder
+                    .set_client_to_redis_username(user)
+                    .set_client_to_sentinel_username(user);
+            }
+        }
+        Ok(Self::Sentinel(tokio::sync::Mutex::new(builder.build()?)))
     }
 
     /// True for a Sentinel URL: claims are then confirmed with `WAIT`.
@@ -239,6 +258,9 @@ mod tests {
             assert!(parse_sentinel(bad).is_err(), "{bad}");
         }
         assert!(Target::parse("redis+sentinel://127.0.0.1:26379/mymaster").is_ok());
+        assert!(Target::parse("redis+sentinel://:pw@127.0.0.1:26379/mymaster").is_ok());
+        assert!(Target::parse("redis+sentinel://u:p@w@10.0.0.1:1,10.0.0.2:2/m").is_ok());
+        assert!(Target::parse("redis+sentinel://@10.0.0.1:1/m").is_err());
         assert!(Target::parse("redis+sentinel://127.0.0.1/mymaster").is_err());
         assert!(Target::parse("http://x").is_err());
     }
