@@ -189,7 +189,12 @@ async fn readyz_is_503_while_the_only_seat_is_reserved_by_an_unredeemed_claim() 
     assert!(back.is_some(), "/readyz not 200 after the claim lapsed");
 }
 
-async fn allocator(url: &str, extra: &[&str]) -> (SocketAddr, tokio::process::Child) {
+/// Starts `pool allocator`, its stderr into `log`; waits for `/healthz`.
+async fn allocator(
+    url: &str,
+    extra: &[&str],
+    log: &std::path::Path,
+) -> (SocketAddr, tokio::process::Child) {
     let port = seatkeeper_testkit::server::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let child = Command::new(BIN)
@@ -204,7 +209,7 @@ async fn allocator(url: &str, extra: &[&str]) -> (SocketAddr, tokio::process::Ch
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -219,12 +224,13 @@ async fn allocator(url: &str, extra: &[&str]) -> (SocketAddr, tokio::process::Ch
 
 #[tokio::test]
 async fn the_allocator_answers_401_without_its_token_and_200_with_it() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(mut redis) = RedisServer::start() else {
         return;
     };
     let url = redis.url();
-    let _p = pod(&url, "pod-t", &[]).await;
-    let (addr, _alloc) = allocator(&url, &["--token", "t0ps3cret"]).await;
+    let p = pod(&url, "pod-t", &[]).await;
+    let log = std::env::temp_dir().join(format!("seatkeeper-alloc-{}.log", p.addr.port()));
+    let (addr, _alloc) = allocator(&url, &["--token", "t0ps3cret"], &log).await;
     let (code, body) = http(addr, "POST", "/claim", &[], "").await.unwrap();
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("\"error\":\"unauthorized\""), "{body}");
@@ -232,6 +238,36 @@ async fn the_allocator_answers_401_without_its_token_and_200_with_it() {
     let (code, body) = http(addr, "POST", "/claim", &bearer, "").await.unwrap();
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"pod_id\":\"pod-t\""), "{body}");
+
+    // Redis goes: the allocator says so in its health, its gauge and its log.
+    redis.stop();
+    let down = wait_until(Duration::from_secs(5), || async {
+        let (_, body) = http(addr, "GET", "/healthz", &[], "").await.ok()?;
+        body.contains("\"redis_up\":false").then_some(())
+    })
+    .await;
+    assert!(
+        down.is_some(),
+        "/healthz still says redis_up after Redis stopped"
+    );
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], "").await.unwrap();
+    assert!(
+        metrics.contains("seatkeeper_pool_redis_up 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("seatkeeper_pool_registrations_total"),
+        "pod-only figure"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    for line in [
+        "pool allocator listening",
+        "seat pool Redis reachable",
+        "seat pool Redis unreachable",
+    ] {
+        assert!(text.contains(line), "{line:?} not logged:\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
