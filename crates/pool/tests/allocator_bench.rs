@@ -111,3 +111,43 @@ async fn allocator_claims_per_second_with_and_without_token() {
         pod.agent.stopped().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --release -p seatkeeper-pool --test allocator_bench -- --ignored --nocapture"]
+async fn claims_per_second_through_sentinel_with_wait() {
+    let Some(set) = seatkeeper_testkit::sentinel::SentinelSet::start() else {
+        return;
+    };
+    let url = set.url();
+    let mut fleet = Vec::new();
+    for i in 0..20 {
+        let mut cfg = config(&url, &format!("bench-{i:03}"), 100);
+        cfg.ttl = Duration::from_secs(5);
+        fleet.push(Pod::start(cfg).await);
+    }
+    let client = seatkeeper_pool::PoolClient::new(&url).unwrap();
+    for (label, workers, n) in [("one at a time", 1, 500), ("8 in flight", 8, 1000)] {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..workers)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for _ in 0..n / workers {
+                        client.claim().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        println!(
+            "through Sentinel, claim + WAIT 1, {label}: {:.0} claims/s",
+            n as f64 / start.elapsed().as_secs_f64()
+        );
+    }
+    for pod in &fleet {
+        pod.shutdown.cancel();
+        pod.agent.stopped().await;
+    }
+}
