@@ -127,6 +127,11 @@ pub(crate) struct Connector {
     retry: Mutex<(Option<Instant>, Duration)>,
     /// 1 while the last round trip succeeded (the `redis_up` gauge).
     up: AtomicU64,
+    /// One caller connects at a time; the others wait for its result
+    /// instead of each opening (and asking the Sentinels for) their own.
+    connecting: tokio::sync::Mutex<()>,
+    /// Failed connects so far.
+    failures: AtomicU64,
 }
 
 const RETRY_MIN: Duration = Duration::from_millis(50);
@@ -147,6 +152,8 @@ impl Connector {
             generation: AtomicU64::new(0),
             retry: Mutex::new((None, RETRY_MIN)),
             up: AtomicU64::new(0),
+            connecting: tokio::sync::Mutex::new(()),
+            failures: AtomicU64::new(0),
         }
     }
 
@@ -159,6 +166,19 @@ impl Connector {
     pub(crate) async fn get(&self) -> RedisResult<MultiplexedConnection> {
         if let Some(conn) = lock(&self.cached).clone() {
             return Ok(conn);
+        }
+        let failures = self.failures.load(Ordering::Relaxed);
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(conn) = lock(&self.cached).clone() {
+            return Ok(conn);
+        }
+        if self.failures.load(Ordering::Relaxed) != failures {
+            // The attempt we queued behind just failed: share its answer
+            // rather than queue another full timeout behind it.
+            return Err(RedisError::from((
+                ErrorKind::Io,
+                "Redis unreachable (a concurrent connect just failed)",
+            )));
         }
         let wait = lock(&self.retry).0;
         if let Some(at) = wait.filter(|at| *at > Instant::now()) {
@@ -223,6 +243,7 @@ impl Connector {
 
     fn failed(&self) {
         self.up.store(0, Ordering::Relaxed);
+        self.failures.fetch_add(1, Ordering::Relaxed);
         let mut retry = lock(&self.retry);
         let pause = retry.1;
         *retry = (Some(Instant::now() + pause), (pause * 2).min(RETRY_MAX));
