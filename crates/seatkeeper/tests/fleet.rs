@@ -276,7 +276,9 @@ async fn a_pod_and_the_cli_find_the_master_through_sentinel_and_follow_a_failove
         return;
     };
     let url = set.url();
-    let _p = pod(&url, "pod-s", &["--pod-label", "ha=yes"]).await;
+    let p = pod(&url, "pod-s", &["--pod-label", "ha=yes", "--seats", "2"]).await;
+    let log = std::env::temp_dir().join(format!("seatkeeper-alloc-{}.log", p.addr.port()));
+    let (alloc, _child) = allocator(&url, &[], &log).await;
     set.kill(0);
     let t0 = Instant::now();
     let relisted = wait_until(Duration::from_secs(15), || async {
@@ -295,4 +297,16 @@ async fn a_pod_and_the_cli_find_the_master_through_sentinel_and_follow_a_failove
     );
     let (code, v) = run_json(&["pool", "claim", "--redis", &url, "--selector", "ha=yes"]).await;
     assert_eq!((code, v["pod_id"].as_str()), (0, Some("pod-s")), "{v}");
+    // The allocator followed the failover too.
+    let body = r#"{"selector":{"ha":"yes"}}"#;
+    let served = wait_until(Duration::from_secs(10), || async {
+        let (code, answer) = http(alloc, "POST", "/claim", &[], body).await.ok()?;
+        (code == 200 && answer.contains("\"pod_id\":\"pod-s\"")).then_some(())
+    })
+    .await;
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        served.is_some(),
+        "the allocator did not serve claims after the failover"
+    );
 }
