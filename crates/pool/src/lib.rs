@@ -16,12 +16,14 @@
 //!   agent task, its backoff.
 //! - [`mod@claim`]: [`Claim`] and [`ClaimError`], the shapes a router sees.
 //! - [`mod@ls`]: [`PodInfo`], one row of `pool ls`.
-//! - [`client`]: [`PoolClient`] and the one-shot [`claim()`] / [`ls()`].
-//! - [`mod@allocator`]: `POST /claim` over HTTP.
-//! - [`metrics`]: [`PoolMetrics`], Prometheus counters.
+//! - [`client`]: [`PoolClient`], [`ClaimRequest`] (selector, claim id) and
+//!   the one-shot [`claim()`] / [`claim_with()`] / [`ls()`].
+//! - [`mod@allocator`]: `POST /claim` over HTTP, its token and rate limit.
+//! - [`metrics`]: [`PoolMetrics`] (a pod's), [`ClaimMetrics`] (a claimer's).
 //! - [`scripts`]: the Lua scripts (`src/lua/*.lua`) and the key prefix.
-//! - `conn`: one cached connection with deadlines; `token`: minting and
-//!   hashing seat tokens.
+//! - `conn`: one cached connection with deadlines, found directly or
+//!   through Redis Sentinel (`redis+sentinel://`), rebuilt after every
+//!   error; `token`: minting, deriving and hashing seat tokens.
 
 pub mod agent;
 pub mod allocator;

@@ -173,7 +173,8 @@ pub(crate) struct ServeArgs {
     /// The PEM private key for --tls-cert.
     #[arg(long, env = "SEATKEEPER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
-    /// Join the Redis seat pool at this URL (redis://HOST:PORT).
+    /// Join the Redis seat pool at this URL (redis://HOST:PORT, or
+    /// redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER).
     #[arg(long, env = "SEATKEEPER_POOL")]
     pub pool: Option<String>,
     /// A label published with the pod (repeatable), e.g. gpu=5090.
