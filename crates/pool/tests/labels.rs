@@ -116,6 +116,37 @@ async fn a_selector_never_lands_elsewhere_and_no_match_is_no_free_seat() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_label_index_entry_never_routes_a_claim_to_the_wrong_pod() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let _b = Pod::start(labelled(&url, "pod-b", 1, &[("gpu", "4090")])).await;
+    // What a pod id that was SIGKILLed and came back with other labels
+    // leaves behind: its id in an index set it no longer matches.
+    let mut conn = pods::raw(&url).await;
+    let set = "seatkeeper:pool:label:gpu=5090";
+    let _: () = redis::cmd("SADD")
+        .arg(set)
+        .arg("pod-b")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(
+        claim_with(&url, &selector(&[("gpu", "5090")])).await,
+        Err(ClaimError::NoFreeSeat)
+    ));
+    let left: bool = redis::cmd("SISMEMBER")
+        .arg(set)
+        .arg("pod-b")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!left, "the stale entry was pruned");
+    assert_eq!(free_seats(&url).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_id_claims_once_however_often_it_is_sent() {
     let Some(redis) = RedisServer::start() else {
         return;
