@@ -18,6 +18,8 @@ step() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
 step "system packages"
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+# redis-cli drives the Sentinel failover tests (crates/testkit/src/sentinel.rs).
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v ss >/dev/null || missing+=(iproute2)

@@ -10,7 +10,7 @@ mod refusal;
 mod task;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -20,7 +20,7 @@ pub use lease::Lease;
 pub use refusal::{Refusal, TokenProblem};
 
 use crate::config::{ConfigError, PoolConfig};
-use crate::conn::Connector;
+use crate::conn::{Connector, Target};
 use crate::metrics::PoolMetrics;
 use crate::token;
 
@@ -62,6 +62,12 @@ struct Shared {
     /// Highest epoch this pod has redeemed; re-seeds Redis's counter after
     /// a restart that lost it, so epochs never repeat.
     max_epoch: AtomicU64,
+    /// Unexpired, unredeemed claims on this pod, as of the last heartbeat
+    /// (less the ones redeemed since).
+    reserved: AtomicU32,
+    /// Set when the pod refused a second token for a seat it holds: the
+    /// next heartbeat asserts the pod's leases over Redis's view.
+    assert_leases: AtomicBool,
     commands: mpsc::Sender<Command>,
     nudge: Notify,
     metrics: PoolMetrics,
@@ -107,13 +113,12 @@ impl PodAgent {
         shutdown: CancellationToken,
     ) -> Result<PodAgent, ConfigError> {
         cfg.validate()?;
-        let client =
-            redis::Client::open(cfg.redis_url.as_str()).map_err(|e| ConfigError::RedisUrl {
-                url: cfg.redis_url.clone(),
-                reason: e.to_string(),
-            })?;
+        let target = Target::parse(&cfg.redis_url).map_err(|e| ConfigError::RedisUrl {
+            url: cfg.redis_url.clone(),
+            reason: e.to_string(),
+        })?;
         let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
-        let conn = Connector::new(client, cfg.op_timeout());
+        let conn = Connector::new(target, cfg.op_timeout());
         let shared = Arc::new(Shared {
             instance: token::mint()[..16].to_owned(),
             cfg,
@@ -121,6 +126,8 @@ impl PodAgent {
             registered: AtomicBool::new(false),
             leases: Mutex::new(HashMap::new()),
             max_epoch: AtomicU64::new(0),
+            reserved: AtomicU32::new(0),
+            assert_leases: AtomicBool::new(false),
             commands,
             nudge: Notify::new(),
             metrics: PoolMetrics::default(),
@@ -192,6 +199,12 @@ impl PodAgent {
     /// follow in pool mode (healthy and registered, not "has a free seat").
     pub fn registered(&self) -> bool {
         self.shared.registered.load(Ordering::Relaxed)
+    }
+
+    /// Seats reserved by claims not yet redeemed, as of the last heartbeat:
+    /// with the held seats, what makes the pod full for the pool.
+    pub fn reserved(&self) -> u32 {
+        self.shared.reserved.load(Ordering::Relaxed)
     }
 
     /// The pod id this agent registers.

@@ -1,16 +1,28 @@
 //! The router's side of the pool: claim a seat, list pods.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::claim::{Claim, ClaimError, ScriptAnswer};
-use crate::conn::Connector;
+use crate::config::{check_label, MAX_LABELS};
+use crate::conn::{Connector, Target};
 use crate::ls::PodInfo;
-use crate::metrics::PoolMetrics;
+use crate::metrics::{ClaimMetrics, PoolMetrics};
 use crate::{scripts, token};
 
-/// How long one claim or `ls` may wait on Redis before giving up.
+/// How long one Redis round trip of a claim or `ls` may take.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a claim keeps retrying (same claim id) through a failover
+/// before it answers `pool_unavailable`.
+const RETRY_WINDOW: Duration = Duration::from_secs(4);
+
+/// `WAIT 1 <ms>` after a claim on a replicated Redis: kept well under the
+/// response timeout so a missing replica costs a claim this, not an error.
+const WAIT_MS: u64 = 250;
 
 /// A Redis failure seen by a claim, `ls` or the allocator.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +33,16 @@ pub enum PoolError {
     /// Redis could not be reached or failed the request.
     #[error("seat pool unavailable: {0}")]
     Unavailable(#[source] redis::RedisError),
+    /// No replica confirmed the claim in time (Sentinel mode): it may not
+    /// survive a failover, so its token is not handed out. Retry.
+    #[error("seat pool unavailable: no replica confirmed the claim")]
+    Unconfirmed,
+    /// The claim id was used before with another seat token.
+    #[error("claim_id already used for another claim")]
+    ClaimIdConflict,
+    /// A selector or claim id is malformed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// Redis answered something the pool scripts never send.
     #[error("unexpected answer from the pool: {0}")]
     Protocol(String),
@@ -34,14 +56,61 @@ impl PoolError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidUrl(_) => "invalid_redis_url",
-            Self::Unavailable(_) | Self::Io(_) => "pool_unavailable",
+            Self::Unavailable(_) | Self::Io(_) | Self::Unconfirmed => "pool_unavailable",
+            Self::ClaimIdConflict => "claim_id_conflict",
+            Self::BadRequest(_) => "bad_request",
             Self::Protocol(_) => "pool_protocol",
         }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Unconfirmed)
+    }
+}
+
+type RedisResultString = redis::RedisResult<String>;
+
+/// What to claim: optionally only on pods with these labels, optionally
+/// idempotent on a caller-chosen id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// Labels a pod must carry (all of them); empty: any pod.
+    pub selector: BTreeMap<String, String>,
+    /// A caller-chosen id (22-128 characters of `[A-Za-z0-9._-]`): running
+    /// the same claim again returns the same seat and the same token (the
+    /// token is derived from the id, so keep the id as secret as a token).
+    pub claim_id: Option<String>,
+}
+
+impl ClaimRequest {
+    /// Checks the selector and the claim id.
+    pub fn validate(&self) -> Result<(), PoolError> {
+        if self.selector.len() > MAX_LABELS {
+            return Err(PoolError::BadRequest(format!(
+                "selector: at most {MAX_LABELS} labels"
+            )));
+        }
+        for (k, v) in &self.selector {
+            check_label(k, v).map_err(|e| PoolError::BadRequest(format!("selector: {e}")))?;
+        }
+        if let Some(id) = &self.claim_id {
+            let ok = (22..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !ok {
+                return Err(PoolError::BadRequest(
+                    "claim_id must be 22-128 characters of A-Z a-z 0-9 . _ -".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
 /// A reusable handle on the pool for routers: one cached connection,
-/// reconnected after failures, and the claim counters.
+/// reconnected (through Sentinel when configured) after failures, and the
+/// claim figures.
 #[derive(Clone)]
 pub struct PoolClient {
     inner: Arc<Inner>,
@@ -49,58 +118,141 @@ pub struct PoolClient {
 
 struct Inner {
     conn: Connector,
-    metrics: PoolMetrics,
+    metrics: ClaimMetrics,
 }
 
 impl PoolClient {
-    /// Parses the URL; connects on first use.
+    /// Parses the URL (`redis://…` or `redis+sentinel://…`); connects on
+    /// first use.
     pub fn new(redis_url: &str) -> Result<Self, PoolError> {
-        let client = redis::Client::open(redis_url).map_err(PoolError::InvalidUrl)?;
+        let target = Target::parse(redis_url).map_err(PoolError::InvalidUrl)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Connector::new(client, CLIENT_TIMEOUT),
-                metrics: PoolMetrics::default(),
+                conn: Connector::new(target, CLIENT_TIMEOUT),
+                metrics: ClaimMetrics::default(),
             }),
         })
     }
 
-    /// Reserves one free seat with the claim script, minting the token here
-    /// and sending Redis only its hash.
+    /// Reserves one free seat on any pod.
     pub async fn claim(&self) -> Result<Claim, ClaimError> {
-        let token = token::mint();
-        let answer: String = self
-            .invoke(&mut scripts::CLAIM.arg(token::hash(&token)))
-            .await
-            .inspect_err(|_| PoolMetrics::inc(&self.inner.metrics.claims_failed))?;
-        let metrics = &self.inner.metrics;
-        match serde_json::from_str::<ScriptAnswer>(&answer) {
-            Ok(ScriptAnswer::Granted {
-                pod_id,
-                url,
-                expires_in_ms,
-            }) => {
-                PoolMetrics::inc(&metrics.claims_granted);
-                Ok(Claim {
+        self.claim_with(&ClaimRequest::default()).await
+    }
+
+    /// Reserves one free seat on a pod matching `req.selector`. The token
+    /// is minted here (or derived from `req.claim_id`) and Redis sees only
+    /// its hash. On a replicated Redis each claim carries a claim id, is
+    /// confirmed by `WAIT 1`, and is retried under the same id through a
+    /// failover, so a retry can never reserve a second seat.
+    pub async fn claim_with(&self, req: &ClaimRequest) -> Result<Claim, ClaimError> {
+        let started = Instant::now();
+        let result = self.claim_inner(req).await;
+        let m = &self.inner.metrics;
+        m.observe(started.elapsed());
+        PoolMetrics::inc(match &result {
+            Ok(_) => &m.granted,
+            Err(ClaimError::NoFreeSeat) => &m.no_free_seat,
+            Err(_) => &m.failed,
+        });
+        result
+    }
+
+    async fn claim_inner(&self, req: &ClaimRequest) -> Result<Claim, ClaimError> {
+        req.validate()?;
+        let replicated = self.inner.conn.replicated();
+        let (claim_id, token) = match &req.claim_id {
+            Some(id) => (id.clone(), token::derive(id)),
+            None if replicated => (token::mint(), token::mint()),
+            None => (String::new(), token::mint()),
+        };
+        let hash = token::hash(&token);
+        let retry_until = Instant::now() + RETRY_WINDOW;
+        loop {
+            match self.claim_once(&hash, &claim_id, req, replicated).await {
+                Ok(ScriptAnswer::Granted {
                     pod_id,
                     url,
-                    seat_token: token,
-                    expires_in_s: Duration::from_millis(expires_in_ms).as_secs_f64(),
-                })
-            }
-            Ok(ScriptAnswer::Refused { error }) if error == "no_free_seat" => {
-                PoolMetrics::inc(&metrics.claims_no_free_seat);
-                Err(ClaimError::NoFreeSeat)
-            }
-            _ => {
-                PoolMetrics::inc(&metrics.claims_failed);
-                Err(PoolError::Protocol(answer).into())
+                    expires_in_ms,
+                }) => {
+                    return Ok(Claim {
+                        pod_id,
+                        url,
+                        seat_token: token,
+                        expires_in_s: Duration::from_millis(expires_in_ms).as_secs_f64(),
+                    })
+                }
+                Ok(ScriptAnswer::Refused { error }) if error == "no_free_seat" => {
+                    return Err(ClaimError::NoFreeSeat)
+                }
+                Ok(ScriptAnswer::Refused { error }) if error == "claim_id_conflict" => {
+                    return Err(PoolError::ClaimIdConflict.into())
+                }
+                Ok(ScriptAnswer::Refused { error }) => {
+                    return Err(PoolError::Protocol(error).into())
+                }
+                // Without a claim id a retry could take a second seat.
+                Err(e) if claim_id.is_empty() || !e.retryable() => return Err(e.into()),
+                Err(e) if Instant::now() >= retry_until => return Err(e.into()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "claim not confirmed; retrying with the same claim id");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
         }
     }
 
+    async fn claim_once(
+        &self,
+        hash: &str,
+        claim_id: &str,
+        req: &ClaimRequest,
+        replicated: bool,
+    ) -> Result<ScriptAnswer, PoolError> {
+        let conn_ref = &self.inner.conn;
+        let mut conn = conn_ref.get().await.map_err(PoolError::Unavailable)?;
+        let mut call = scripts::CLAIM.prepare_invoke();
+        call.arg(hash).arg(claim_id);
+        for (k, v) in &req.selector {
+            call.arg(k).arg(v);
+        }
+        let answer: String = call.invoke_async(&mut conn).await.map_err(|e| {
+            conn_ref.forget();
+            PoolError::Unavailable(e)
+        })?;
+        conn_ref.succeeded();
+        let parsed: ScriptAnswer =
+            serde_json::from_str(&answer).map_err(|_| PoolError::Protocol(answer.clone()))?;
+        if replicated && matches!(parsed, ScriptAnswer::Granted { .. }) {
+            // Same connection, so WAIT covers the claim's write.
+            let acked: i64 = redis::cmd("WAIT")
+                .arg(1)
+                .arg(WAIT_MS)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| {
+                    conn_ref.forget();
+                    PoolError::Unavailable(e)
+                })?;
+            if acked < 1 && has_replicas(&mut conn).await {
+                return Err(PoolError::Unconfirmed);
+            }
+        }
+        Ok(parsed)
+    }
+
     /// Every live pod, sorted by id.
     pub async fn ls(&self) -> Result<Vec<PodInfo>, PoolError> {
-        let rows: Vec<String> = self.invoke(&mut scripts::LS.prepare_invoke()).await?;
+        let conn_ref = &self.inner.conn;
+        let mut conn = conn_ref.get().await.map_err(PoolError::Unavailable)?;
+        let rows: Vec<String> = scripts::LS
+            .prepare_invoke()
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| {
+                conn_ref.forget();
+                PoolError::Unavailable(e)
+            })?;
+        conn_ref.succeeded();
         let mut pods = rows
             .iter()
             .map(|row| serde_json::from_str(row).map_err(|_| PoolError::Protocol(row.clone())))
@@ -109,31 +261,53 @@ impl PoolClient {
         Ok(pods)
     }
 
-    /// Claim counters of this client.
-    pub fn metrics(&self) -> &PoolMetrics {
+    /// One `PING`: whether Redis (the current master) answers.
+    pub async fn ping(&self) -> Result<(), PoolError> {
+        let conn_ref = &self.inner.conn;
+        let mut conn = conn_ref.get().await.map_err(PoolError::Unavailable)?;
+        let pong: RedisResultString = redis::cmd("PING").query_async(&mut conn).await;
+        pong.map_err(|e| {
+            conn_ref.forget();
+            PoolError::Unavailable(e)
+        })?;
+        conn_ref.succeeded();
+        Ok(())
+    }
+
+    /// Claim figures of this client.
+    pub fn metrics(&self) -> &ClaimMetrics {
         &self.inner.metrics
     }
 
-    async fn invoke<T: redis::FromRedisValue>(
-        &self,
-        invocation: &mut redis::ScriptInvocation<'_>,
-    ) -> Result<T, PoolError> {
-        let mut conn = self
-            .inner
-            .conn
-            .get()
-            .await
-            .map_err(PoolError::Unavailable)?;
-        invocation.invoke_async(&mut conn).await.map_err(|e| {
-            self.inner.conn.forget();
-            PoolError::Unavailable(e)
-        })
+    /// 1 while this client's last Redis round trip succeeded, else 0.
+    pub fn redis_up(&self) -> u64 {
+        self.inner.conn.up()
     }
 }
 
-/// Claims one seat: a one-shot [`PoolClient::claim`] (what `pool claim` runs).
+/// Whether the master has a replica attached. A master left alone (its
+/// replica is the one that died) has nothing a failover could promote with
+/// a staler copy, so its claims stand unconfirmed rather than stopping the
+/// fleet; set `min-replicas-to-write` on Redis to refuse instead.
+async fn has_replicas(conn: &mut redis::aio::MultiplexedConnection) -> bool {
+    let info: redis::RedisResult<String> = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(conn)
+        .await;
+    info.map_or(true, |text| {
+        !text.lines().any(|l| l.trim() == "connected_slaves:0")
+    })
+}
+
+/// Claims one seat on any pod: a one-shot [`PoolClient::claim`].
 pub async fn claim(redis_url: &str) -> Result<Claim, ClaimError> {
     PoolClient::new(redis_url)?.claim().await
+}
+
+/// Claims one seat as `req` says: a one-shot [`PoolClient::claim_with`]
+/// (what `pool claim` runs).
+pub async fn claim_with(redis_url: &str, req: &ClaimRequest) -> Result<Claim, ClaimError> {
+    PoolClient::new(redis_url)?.claim_with(req).await
 }
 
 /// Lists live pods: a one-shot [`PoolClient::ls`] (what `pool ls` runs).

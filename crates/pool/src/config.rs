@@ -1,5 +1,6 @@
 //! The validated settings of a pod in pool mode.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Everything a pod needs to join the pool.
@@ -9,7 +10,8 @@ use std::time::Duration;
 /// port, so a bad value exits with one clear line instead of a runtime error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// `redis://HOST:PORT[/DB]` (or `unix:///path`) of the pool's Redis.
+    /// `redis://HOST:PORT[/DB]`, `unix:///path`, or
+    /// `redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER` of the pool's Redis.
     pub redis_url: String,
     /// This pod's unique name in the pool (a Kubernetes pod name fits).
     pub pod_id: String,
@@ -23,6 +25,9 @@ pub struct PoolConfig {
     pub claim_ttl: Duration,
     /// Seats this pod offers (the server's `--seats`).
     pub seats_total: u32,
+    /// `--pod-label KEY=VALUE` pairs, published with the pod; claims with a
+    /// selector land only on pods whose labels match it.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A setting [`PoolConfig::validate`] refused; the message is one line.
@@ -51,6 +56,52 @@ pub enum ConfigError {
     /// The seat count is 0 or over 100 000.
     #[error("--seats: {0} must be between 1 and 100000 in pool mode")]
     Seats(u32),
+    /// A label key or value is empty, too long or has other characters.
+    #[error("--pod-label: {0}")]
+    Label(String),
+}
+
+/// Most labels on one pod (or terms in one selector).
+pub const MAX_LABELS: usize = 16;
+
+/// Checks one label key or value: 1-63 characters of `[A-Za-z0-9._/-]`
+/// (they become parts of Redis keys and log lines).
+pub fn valid_label_part(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+}
+
+/// Parses `KEY=VALUE[,KEY=VALUE…]` (a `--selector`, or one `--pod-label`
+/// per call) into a map; a repeated key with another value is an error.
+pub fn parse_labels(spec: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for term in spec.split(',') {
+        let (k, v) = term
+            .split_once('=')
+            .ok_or_else(|| format!("{term:?} must be KEY=VALUE"))?;
+        check_label(k, v)?;
+        if out
+            .insert(k.to_owned(), v.to_owned())
+            .is_some_and(|old| old != v)
+        {
+            return Err(format!("label {k:?} given twice with different values"));
+        }
+    }
+    if out.len() > MAX_LABELS {
+        return Err(format!("at most {MAX_LABELS} labels"));
+    }
+    Ok(out)
+}
+
+/// One label's key and value, or why not.
+pub fn check_label(k: &str, v: &str) -> Result<(), String> {
+    if !valid_label_part(k) || !valid_label_part(v) {
+        return Err(format!(
+            "{k:?}={v:?}: keys and values must be 1-63 characters of A-Z a-z 0-9 . _ / -"
+        ));
+    }
+    Ok(())
 }
 
 impl PoolConfig {
@@ -73,12 +124,13 @@ impl PoolConfig {
             ttl: Self::DEFAULT_TTL,
             claim_ttl: Self::DEFAULT_CLAIM_TTL,
             seats_total,
+            labels: BTreeMap::new(),
         }
     }
 
     /// Checks every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        redis::Client::open(self.redis_url.as_str()).map_err(|e| ConfigError::RedisUrl {
+        crate::conn::Target::parse(&self.redis_url).map_err(|e| ConfigError::RedisUrl {
             url: self.redis_url.clone(),
             reason: e.to_string(),
         })?;
@@ -96,6 +148,12 @@ impl PoolConfig {
         }
         if !(1..=100_000).contains(&self.seats_total) {
             return Err(ConfigError::Seats(self.seats_total));
+        }
+        if self.labels.len() > MAX_LABELS {
+            return Err(ConfigError::Label(format!("at most {MAX_LABELS} labels")));
+        }
+        for (k, v) in &self.labels {
+            check_label(k, v).map_err(ConfigError::Label)?;
         }
         Ok(())
     }
@@ -187,5 +245,19 @@ mod tests {
         let mut c = good();
         c.seats_total = 0;
         assert_eq!(c.validate(), Err(ConfigError::Seats(0)));
+        let mut c = good();
+        c.labels.insert("gpu".into(), "a b".into());
+        assert!(matches!(c.validate(), Err(ConfigError::Label(_))));
+    }
+
+    #[test]
+    fn labels_parse() {
+        let m = parse_labels("gpu=5090,region=eu-west/1").unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["region"], "eu-west/1");
+        for bad in ["", "gpu", "=x", "gpu=", "a=b,a=c", "a=b=c", "g pu=1"] {
+            assert!(parse_labels(bad).is_err(), "{bad}");
+        }
+        assert!(parse_labels("a=b,a=b").is_ok());
     }
 }

@@ -16,12 +16,14 @@
 //!   agent task, its backoff.
 //! - [`mod@claim`]: [`Claim`] and [`ClaimError`], the shapes a router sees.
 //! - [`mod@ls`]: [`PodInfo`], one row of `pool ls`.
-//! - [`client`]: [`PoolClient`] and the one-shot [`claim()`] / [`ls()`].
-//! - [`mod@allocator`]: `POST /claim` over HTTP.
-//! - [`metrics`]: [`PoolMetrics`], Prometheus counters.
+//! - [`client`]: [`PoolClient`], [`ClaimRequest`] (selector, claim id) and
+//!   the one-shot [`claim()`] / [`claim_with()`] / [`ls()`].
+//! - [`mod@allocator`]: `POST /claim` over HTTP, its token and rate limit.
+//! - [`metrics`]: [`PoolMetrics`] (a pod's), [`ClaimMetrics`] (a claimer's).
 //! - [`scripts`]: the Lua scripts (`src/lua/*.lua`) and the key prefix.
-//! - `conn`: one cached connection with deadlines; `token`: minting and
-//!   hashing seat tokens.
+//! - `conn`: one cached connection with deadlines, found directly or
+//!   through Redis Sentinel (`redis+sentinel://`), rebuilt after every
+//!   error; `token`: minting, deriving and hashing seat tokens.
 
 pub mod agent;
 pub mod allocator;
@@ -36,9 +38,10 @@ mod conn;
 mod token;
 
 pub use agent::{Lease, PodAgent, PodStatus, Refusal, TokenProblem};
-pub use allocator::allocator;
+pub use allocator::{allocator, AllocatorConfig};
 pub use claim::{Claim, ClaimError};
-pub use client::{claim, ls, PoolClient, PoolError};
+pub use client::{claim, claim_with, ls, ClaimRequest, PoolClient, PoolError};
+pub use config::{parse_labels, MAX_LABELS};
 pub use config::{ConfigError, PoolConfig};
 pub use ls::PodInfo;
-pub use metrics::PoolMetrics;
+pub use metrics::{ClaimMetrics, PoolMetrics};

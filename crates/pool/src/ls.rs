@@ -1,9 +1,11 @@
 //! One row of `pool ls`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// A live pod as `pool ls` shows it. Serializes to
-/// `{"pod_id","url","seats_total","seats_free","lockHeld","ready","age_ms"}`.
+/// `{"pod_id","url","seats_total","seats_free","lockHeld","ready","age_ms","labels"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodInfo {
     /// The pod's id.
@@ -21,4 +23,7 @@ pub struct PodInfo {
     pub ready: bool,
     /// Milliseconds since the pod (re-)registered, by Redis's clock.
     pub age_ms: u64,
+    /// Its `--pod-label`s (`{}` when none).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }

@@ -8,6 +8,16 @@ pub(crate) fn mint() -> String {
     hex(&rand::random::<[u8; 32]>())
 }
 
+/// The seat token of a caller-chosen claim id: a retry of the same claim
+/// must hand out the same token, and no process keeps it (Redis holds
+/// only its hash).
+pub(crate) fn derive(claim_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"seatkeeper seat token v1\0");
+    h.update(claim_id.as_bytes());
+    hex(&h.finalize())
+}
+
 /// The lowercase hex SHA-256 of a token: what Redis stores and the scripts
 /// compare. A leaked Redis dump therefore holds no redeemable token.
 pub(crate) fn hash(token: &str) -> String {

@@ -43,6 +43,7 @@ async fn pods_register_and_ls_shows_them() {
         keys,
         [
             "age_ms",
+            "labels",
             "lockHeld",
             "pod_id",
             "ready",
@@ -51,6 +52,7 @@ async fn pods_register_and_ls_shows_them() {
             "url"
         ]
     );
+    assert_eq!(json["labels"], serde_json::json!({}));
 
     // A draining pod stays listed but is not ready and gets no claims.
     a.set_draining(true);
@@ -227,7 +229,14 @@ async fn the_allocator_serves_claims_over_http() {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({
         let (url, shutdown) = (url.clone(), shutdown.clone());
-        async move { seatkeeper_pool::allocator(&url, listener, shutdown).await }
+        async move {
+            seatkeeper_pool::allocator(
+                seatkeeper_pool::AllocatorConfig::new(url),
+                listener,
+                shutdown,
+            )
+            .await
+        }
     });
 
     let (status, body) = http(addr, "POST", "/claim").await;

@@ -47,25 +47,49 @@ pub(crate) enum Command {
 pub(crate) enum PoolCommand {
     /// Reserve one free seat somewhere; print one JSON line (exit 3 when none).
     Claim {
-        /// The pool's Redis.
-        #[arg(long)]
+        /// The pool's Redis: redis://HOST:PORT or
+        /// redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER.
+        #[arg(long, env = "SEATKEEPER_POOL")]
         redis: String,
+        /// Claim only on pods with these labels: KEY=VALUE[,KEY=VALUE...].
+        #[arg(long)]
+        selector: Option<String>,
+        /// Make the claim idempotent: the same id returns the same seat and
+        /// token (22-128 characters of A-Z a-z 0-9 . _ -; keep it secret).
+        #[arg(long)]
+        claim_id: Option<String>,
     },
     /// Print the pods as a JSON array.
     Ls {
-        /// The pool's Redis.
-        #[arg(long)]
+        /// The pool's Redis (redis:// or redis+sentinel://).
+        #[arg(long, env = "SEATKEEPER_POOL")]
         redis: String,
     },
     /// Serve `POST /claim` over HTTP for routers.
-    Allocator {
-        /// The pool's Redis.
-        #[arg(long)]
-        redis: String,
-        /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:1319")]
-        listen: SocketAddr,
-    },
+    Allocator(AllocatorArgs),
+}
+
+/// `seatkeeper pool allocator`.
+#[derive(Debug, Args)]
+pub(crate) struct AllocatorArgs {
+    /// The pool's Redis (redis:// or redis+sentinel://).
+    #[arg(long, env = "SEATKEEPER_POOL")]
+    pub redis: String,
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:1319")]
+    pub listen: SocketAddr,
+    /// Require `Authorization: Bearer TOKEN` on POST /claim.
+    #[arg(long, env = "SEATKEEPER_ALLOCATOR_TOKEN")]
+    pub token: Option<String>,
+    /// Claims per second per client IP (0: no limit).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate_limit: f64,
+    /// Claims a client may send at once before the rate applies.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate_burst: f64,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// `seatkeeper drain`.
@@ -167,9 +191,18 @@ pub(crate) struct ServeArgs {
     /// The PEM private key for --tls-cert [default: none].
     #[arg(long, env = "SEATKEEPER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
-    /// Join the Redis seat pool at this URL (redis://HOST:PORT) [default: none].
+    /// Join the Redis seat pool at this URL (redis://HOST:PORT, or
+    /// redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER) [default: none].
     #[arg(long, env = "SEATKEEPER_POOL")]
     pub pool: Option<String>,
+    /// A label published with the pod (repeatable), e.g. gpu=5090 [default: none].
+    #[arg(
+        long = "pod-label",
+        value_name = "KEY=VALUE",
+        env = "SEATKEEPER_POD_LABELS",
+        value_delimiter = ','
+    )]
+    pub pod_labels: Vec<String>,
     /// This pod's id in the pool [default: none].
     #[arg(long, env = "SEATKEEPER_POD_ID")]
     pub pod_id: Option<String>,
@@ -204,9 +237,10 @@ impl ServeArgs {
         seats: u32,
     ) -> Result<Option<seatkeeper_pool::PoolConfig>, ConfigError> {
         let Some(url) = &self.pool else {
-            if self.pod_id.is_some() || self.advertise_url.is_some() {
+            if self.pod_id.is_some() || self.advertise_url.is_some() || !self.pod_labels.is_empty()
+            {
                 return Err(ConfigError(
-                    "--pod-id and --advertise-url need --pool".into(),
+                    "--pod-id, --advertise-url and --pod-label need --pool".into(),
                 ));
             }
             return Ok(None);
@@ -220,6 +254,18 @@ impl ServeArgs {
             seatkeeper_pool::PoolConfig::new(url.clone(), pod_id.clone(), advertise.clone(), seats);
         cfg.ttl = seconds("pool-ttl-s", self.pool_ttl_s)?;
         cfg.claim_ttl = seconds("claim-ttl-s", self.claim_ttl_s)?;
+        for label in &self.pod_labels {
+            let parsed = seatkeeper_pool::parse_labels(label)
+                .map_err(|e| ConfigError(format!("--pod-label: {e}")))?;
+            for (k, v) in parsed {
+                if cfg.labels.get(&k).is_some_and(|old| *old != v) {
+                    return Err(ConfigError(format!(
+                        "--pod-label: {k:?} given twice with different values"
+                    )));
+                }
+                cfg.labels.insert(k, v);
+            }
+        }
         cfg.validate().map_err(|e| ConfigError(e.to_string()))?;
         Ok(Some(cfg))
     }

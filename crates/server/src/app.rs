@@ -37,6 +37,11 @@ pub trait Admission: Send + Sync + 'static {
     fn admit(&self, seat_token: Option<String>) -> BoxFuture<Result<Lease, Refusal>>;
     /// Whether new sessions can be admitted now (feeds `/readyz`).
     fn ready(&self) -> bool;
+    /// Seats reserved for sessions not yet started (unredeemed pool
+    /// claims): with the held ones, they make the pod full for `/readyz`.
+    fn reserved(&self) -> u32 {
+        0
+    }
     /// A seat was released: publish it soon.
     fn released(&self) {}
     /// Appends the admission's metrics (Prometheus text).
@@ -146,7 +151,8 @@ impl App {
     /// Whether a new session could start now.
     pub fn ready(&self) -> bool {
         let seats = self.registry.count();
-        seats.held < seats.total
+        let reserved = self.admission.as_ref().map_or(0, |a| a.reserved());
+        seats.held.saturating_add(reserved) < seats.total
             && self.engine.is_ready()
             && self.admission.as_ref().is_none_or(|a| a.ready())
             && !self.is_draining()

@@ -7,11 +7,13 @@
 //! - [`client`]: a WebSocket client whose socket the test controls
 //!   (buffer sizes, freezing, FIN, RST).
 //! - [`redis`]: a throwaway `redis-server` for pool tests.
+//! - [`sentinel`]: a master, a replica and a Sentinel, for failover tests.
 //! - [`relay`]: a TCP relay that can stop reading pod-side (the tunnel).
 
 pub mod client;
 pub mod redis;
 pub mod relay;
+pub mod sentinel;
 pub mod server;
 
 pub use client::{Client, Event};

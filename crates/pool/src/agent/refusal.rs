@@ -34,6 +34,11 @@ pub enum TokenProblem {
     /// Redeemed after its claim lapsed.
     #[error("expired")]
     Expired,
+    /// The claim names a seat this pod already holds for an earlier token
+    /// (Redis lost that state in a failover): the pod keeps the first
+    /// session. Claim again.
+    #[error("seat taken, claim again")]
+    SeatTaken,
 }
 
 impl Refusal {

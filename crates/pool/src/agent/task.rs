@@ -25,6 +25,11 @@ pub(super) struct Task {
     queue: mpsc::Receiver<Command>,
     conn: Connector,
     backoff: Backoff,
+    /// The connection generation of the last accepted heartbeat: a change
+    /// means the heartbeat may reach another server (a failover).
+    beat_generation: u64,
+    /// The pod's labels as the JSON object the scripts take.
+    labels: String,
 }
 
 enum Event {
@@ -33,8 +38,9 @@ enum Event {
     Beat,
 }
 
-/// The heartbeat script's answer: status, registered now, lapsed, fenced, resynced.
-type BeatAnswer = (String, u8, u64, u64, u64);
+/// The heartbeat script's answer: status, registered now, lapsed, fenced,
+/// resynced, reserved.
+type BeatAnswer = (String, u8, u64, u64, u64, u32);
 
 impl Task {
     pub(super) fn new(
@@ -44,12 +50,15 @@ impl Task {
         conn: Connector,
     ) -> Self {
         let backoff = Backoff::new(RETRY_BASE, shared.cfg.heartbeat_interval());
+        let labels = serde_json::to_string(&shared.cfg.labels).unwrap_or_else(|_| "{}".into());
         Self {
             shared,
             status,
             queue,
             conn,
             backoff,
+            beat_generation: 0,
+            labels,
         }
     }
 
@@ -102,33 +111,36 @@ impl Task {
             .collect();
         // Oldest first: if two leases ever name one slot, the newest wins.
         leases.sort_unstable();
-        let cfg = &self.shared.cfg;
         let held = u32::try_from(leases.len())
             .unwrap_or(u32::MAX)
             .max(status.seats_held);
-        let mut call = scripts::HEARTBEAT.prepare_invoke();
-        call.arg(&cfg.pod_id)
-            .arg(&self.shared.instance)
-            .arg(&cfg.advertise_url)
-            .arg(cfg.seats_total)
-            .arg(u8::from(status.engine_ready && !status.draining))
-            .arg(u8::from(status.draining))
-            .arg(held)
-            .arg(millis(cfg.claim_ttl))
-            .arg(millis(cfg.ttl))
-            .arg(self.shared.max_epoch.load(Ordering::Relaxed));
-        for (epoch, slot) in leases {
-            call.arg(slot).arg(epoch);
-        }
-        let answer: RedisResult<BeatAnswer> = async {
-            let mut conn = self.conn.get().await?;
-            call.invoke_async(&mut conn).await
-        }
-        .await;
+        let answer: RedisResult<BeatAnswer> = match self.conn.get().await {
+            Ok(mut conn) => {
+                // A new connection may be to a new master, whose copy of
+                // the seats can be older than what this pod holds.
+                let generation = self.conn.generation();
+                let assert = generation != self.beat_generation
+                    || self.shared.assert_leases.swap(false, Ordering::Relaxed);
+                let call = self.heartbeat_call(status, &leases, held, assert);
+                let answer = call.invoke_async(&mut conn).await;
+                if answer.is_ok() {
+                    let m = &self.shared.metrics;
+                    PoolMetrics::add(&m.reconnects, generation - self.beat_generation);
+                    self.beat_generation = generation;
+                    self.conn.succeeded();
+                } else if assert {
+                    self.shared.assert_leases.store(true, Ordering::Relaxed);
+                }
+                answer
+            }
+            Err(e) => Err(e),
+        };
+        let cfg = &self.shared.cfg;
         let m = &self.shared.metrics;
         match answer {
-            Ok((status, fresh, lapsed, fenced, resynced)) if status == "ok" => {
+            Ok((status, fresh, lapsed, fenced, resynced, reserved)) if status == "ok" => {
                 self.shared.set_redis_ok(true);
+                self.shared.reserved.store(reserved, Ordering::Relaxed);
                 let was = self.shared.registered.swap(true, Ordering::Relaxed);
                 if fresh == 1 {
                     PoolMetrics::inc(&m.registrations);
@@ -170,6 +182,33 @@ impl Task {
         }
     }
 
+    fn heartbeat_call(
+        &self,
+        status: PodStatus,
+        leases: &[(u64, u32)],
+        held: u32,
+        assert: bool,
+    ) -> redis::ScriptInvocation<'static> {
+        let cfg = &self.shared.cfg;
+        let mut call = scripts::HEARTBEAT.prepare_invoke();
+        call.arg(&cfg.pod_id)
+            .arg(&self.shared.instance)
+            .arg(&cfg.advertise_url)
+            .arg(cfg.seats_total)
+            .arg(u8::from(status.engine_ready && !status.draining))
+            .arg(u8::from(status.draining))
+            .arg(held)
+            .arg(millis(cfg.claim_ttl))
+            .arg(millis(cfg.ttl))
+            .arg(self.shared.max_epoch.load(Ordering::Relaxed))
+            .arg(u8::from(assert))
+            .arg(&self.labels);
+        for (epoch, slot) in leases {
+            call.arg(slot).arg(epoch);
+        }
+        call
+    }
+
     async fn redeem(&mut self, hash: String) -> Result<Lease, Refusal> {
         let cfg = &self.shared.cfg;
         let answer: RedisResult<(String, String, i64, i64)> = async {
@@ -191,7 +230,26 @@ impl Task {
                 let (Ok(slot), Ok(epoch)) = (u32::try_from(slot), u64::try_from(epoch)) else {
                     return Err(Refusal::PoolUnavailable("unexpected answer from Redis"));
                 };
-                self.shared.leases().insert(epoch, slot);
+                let mut leases = self.shared.leases();
+                if leases.values().any(|s| *s == slot) {
+                    // The pod is the fencing authority: the first token it
+                    // admitted for this seat keeps it. Redis's claim came
+                    // from a copy that lost our lease; put the lease back.
+                    drop(leases);
+                    PoolMetrics::inc(&self.shared.metrics.seat_taken);
+                    self.shared.assert_leases.store(true, Ordering::Relaxed);
+                    self.shared.nudge.notify_one();
+                    tracing::warn!(slot, epoch, "refused a second token for a held seat");
+                    return Err(Refusal::BadSeatToken(TokenProblem::SeatTaken));
+                }
+                leases.insert(epoch, slot);
+                drop(leases);
+                let _ =
+                    self.shared
+                        .reserved
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                            Some(r.saturating_sub(1))
+                        });
                 self.shared.max_epoch.fetch_max(epoch, Ordering::Relaxed);
                 tracing::debug!(slot, epoch, "seat token redeemed");
                 return Ok(Lease::new(Arc::clone(&self.shared), slot, epoch));
@@ -249,6 +307,7 @@ impl Task {
             scripts::DEREGISTER
                 .arg(&cfg.pod_id)
                 .arg(&self.shared.instance)
+                .arg(&self.labels)
                 .invoke_async(&mut conn)
                 .await
         }

@@ -1,10 +1,18 @@
 -- seatkeeper pool: a pod registers (first call) and heartbeats (every call).
 -- ARGV: pod_id, instance, url, seats_total, ready (0|1), draining (0|1),
 --       held (the pod's own session count), claim_ttl_ms, ttl_ms,
---       max_epoch (highest epoch the pod holds), then pairs
---       slot, epoch for every lease the pod holds.
--- Returns {status, registered_now, lapsed, fenced, resynced} with status
--- 'ok' or 'conflict' (another live instance owns this pod id).
+--       max_epoch (highest epoch the pod holds), assert (0|1), labels (a
+--       JSON object), then pairs slot, epoch for every lease the pod holds.
+-- Returns {status, registered_now, lapsed, fenced, resynced, reserved} with
+-- status 'ok' or 'conflict' (another live instance owns this pod id);
+-- reserved counts unexpired, unredeemed claims on this pod.
+--
+-- assert = 1 after a possible failover (a new connection) or after the pod
+-- refused a second token for a seat it holds: the pod is the authority on
+-- its own sessions, so its leases overwrite whatever a failed-over Redis
+-- says about those slots, and the epoch counter moves past both the stored
+-- value and the pod's highest epoch (epochs in Redis can go backwards
+-- across a failover).
 local P = 'seatkeeper:pool:'
 local id, inst = ARGV[1], ARGV[2]
 local pod = P .. 'pod:' .. id
@@ -15,7 +23,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local cur = redis.call('HGET', pod, 'instance')
 if cur and cur ~= inst then
-  return {'conflict', 0, 0, 0, 0}
+  return {'conflict', 0, 0, 0, 0, 0}
 end
 local fresh = 0
 if not cur then
@@ -26,17 +34,25 @@ if not cur then
   redis.call('HSET', pod, 'instance', inst, 'registered_ms', now, 'lapsed', 0, 'last_claim_ms', 0)
 end
 redis.call('HSET', pod, 'url', ARGV[3], 'seats_total', ARGV[4], 'ready', ARGV[5],
-  'draining', ARGV[6], 'held', ARGV[7], 'claim_ttl_ms', ARGV[8], 'heartbeat_ms', now)
+  'draining', ARGV[6], 'held', ARGV[7], 'claim_ttl_ms', ARGV[8], 'heartbeat_ms', now,
+  'labels', ARGV[12])
 redis.call('SADD', P .. 'pods', id)
+for k, v in pairs(cjson.decode(ARGV[12])) do
+  redis.call('SADD', P .. 'label:' .. k .. '=' .. v, id)
+end
 
 -- Epochs never go backwards, even when Redis restarted without its data.
 local ek = P .. 'epoch'
-if tonumber(redis.call('GET', ek) or '0') < tonumber(ARGV[10]) then
+local assert_ = ARGV[11] == '1'
+local stored = tonumber(redis.call('GET', ek) or '0')
+if assert_ then
+  redis.call('SET', ek, math.max(stored, tonumber(ARGV[10])) + 1)
+elseif stored < tonumber(ARGV[10]) then
   redis.call('SET', ek, ARGV[10])
 end
 
 local mine = {}
-for i = 11, #ARGV, 2 do
+for i = 13, #ARGV, 2 do
   mine[ARGV[i]] = tonumber(ARGV[i + 1])
 end
 local lapsed, fenced, resynced = 0, 0, 0
@@ -58,10 +74,15 @@ for i = 1, #all, 2 do
         redis.call('ZREM', claims, slot)
       end
       mine[slot] = nil
-    elseif e > m then
+    elseif e > m and not assert_ then
       -- A newer claim owns the slot: our lease is stale and is fenced off.
       fenced = fenced + 1
       mine[slot] = nil
+    elseif e > m then
+      -- Asserting: a claim Redis made on a seat the pod holds (its state
+      -- was lost in a failover) is void; the pod's lease goes back below.
+      fenced = fenced + 1
+      redis.call('ZREM', claims, slot)
     end
     -- else: Redis holds an older epoch than our lease; ours wins below.
   elseif st == 'h' then
@@ -90,4 +111,4 @@ redis.call('HSET', pod, 'lapsed', 0)
 redis.call('PEXPIRE', pod, ttl)
 redis.call('PEXPIRE', seats, ttl)
 redis.call('PEXPIRE', claims, ttl)
-return {'ok', fresh, lapsed, fenced, resynced}
+return {'ok', fresh, lapsed, fenced, resynced, redis.call('ZCARD', claims)}
