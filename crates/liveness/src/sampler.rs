@@ -19,14 +19,16 @@ use std::{
 
 use crate::{
     detector::{Detector, DetectorConfig, Observation, Verdict},
+    pings::Pings,
     socket::SocketHandle,
     sys, Evidence,
 };
 
 /// What a watched connection's owner provides.
 pub trait Hooks: Send + Sync + 'static {
-    /// Time since the last pong, or since the connection started.
-    fn since_pong(&self, now: Instant) -> Duration;
+    /// The connection's pings: the sampler marks which ones the peer's TCP
+    /// has acknowledged and judges the oldest unanswered one.
+    fn pings(&self) -> &Pings;
     /// Called once, from the sampler thread, just before the socket is
     /// aborted. Must not block.
     fn on_reap(&self, evidence: &Evidence);
@@ -220,10 +222,20 @@ fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
         if entry.socket.is_closing() {
             continue;
         }
-        let obs = Observation {
-            sample: entry.socket.sample(),
-            since_pong: entry.hooks.since_pong(now),
+        let sample = entry.socket.sample();
+        let bytes_acked = match &sample {
+            Ok(s) => s.bytes_acked,
+            Err(_) => None,
         };
+        // Off Linux (or on a kernel without the count) a ping counts from
+        // its write. A closed socket's pings are not looked at.
+        let ping = match (&sample, shared.config.pong_timeout) {
+            (Ok(_) | Err(crate::SampleError::Unsupported), Some(_)) => {
+                entry.hooks.pings().acknowledged(now, bytes_acked)
+            }
+            _ => None,
+        };
+        let obs = Observation { sample, ping };
         if matches!(obs.sample, Err(crate::SampleError::Closed)) {
             continue; // the owner is tearing it down
         }
@@ -270,14 +282,14 @@ mod tests {
     };
 
     struct TestHooks {
-        started: Instant,
+        pings: Pings,
         tx: Mutex<mpsc::Sender<Evidence>>,
         reaped: AtomicBool,
     }
 
     impl Hooks for TestHooks {
-        fn since_pong(&self, now: Instant) -> Duration {
-            now - self.started
+        fn pings(&self) -> &Pings {
+            &self.pings
         }
         fn on_reap(&self, evidence: &Evidence) {
             self.reaped.store(true, Ordering::SeqCst);
@@ -300,7 +312,7 @@ mod tests {
         .unwrap();
         let (tx, rx) = mpsc::channel();
         let hooks = Arc::new(TestHooks {
-            started: Instant::now(),
+            pings: Pings::default(),
             tx: Mutex::new(tx),
             reaped: AtomicBool::new(false),
         });
@@ -326,5 +338,72 @@ mod tests {
         drop(server);
         drop(client);
         assert_eq!(sampler.watched(), 0);
+    }
+
+    /// A ping behind a backlog the peer has not read is not counted; once
+    /// the peer's kernel has the ping's bytes, an unanswered ping is.
+    #[test]
+    fn the_pong_clock_starts_when_the_peer_acknowledges_the_ping() {
+        use std::io::Read;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        // Default buffers: a peer that reads nothing takes in far less than
+        // the server's send buffer holds, so the last byte stays queued.
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut server, _) = l.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let handle = Arc::new(SocketHandle::new(server.as_raw_fd()));
+        // Fill both buffers: the peer reads nothing yet.
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match server.write(&chunk) {
+                Ok(n) => handle.count_written(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let timeout = Duration::from_millis(300);
+        let sampler = Sampler::start(
+            Duration::from_millis(25),
+            DetectorConfig {
+                grace: Duration::from_secs(3600),
+                pong_timeout: Some(timeout),
+            },
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let hooks = Arc::new(TestHooks {
+            pings: Pings::default(),
+            tx: Mutex::new(tx),
+            reaped: AtomicBool::new(false),
+        });
+        // The "ping" is the last byte written so far.
+        let written_at = Instant::now();
+        hooks.pings.written(1, handle.bytes_written(), written_at);
+        let _watch = sampler.watch(Arc::clone(&handle), hooks.clone());
+        assert!(
+            rx.recv_timeout(timeout * 5).is_err(),
+            "a ping stuck behind unread bytes must not be counted"
+        );
+        // The peer reads everything (its kernel acknowledges the ping) and
+        // never answers.
+        let read_from = Instant::now();
+        let mut client = client;
+        client.set_nonblocking(true).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let evidence = loop {
+            let _ = client.read(&mut buf);
+            if let Ok(e) = rx.try_recv() {
+                break e;
+            }
+            assert!(read_from.elapsed() < Duration::from_secs(20), "not reaped");
+            thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(evidence.reason, Reason::Unresponsive);
+        assert!(evidence.stalled_for >= timeout);
+        let ping = evidence.ping.expect("the ping is the evidence");
+        assert_eq!(ping.written_at, written_at);
+        let acked = ping.acked_at.expect("acknowledged");
+        assert!(acked >= read_from, "counted before the peer had the ping");
+        let _retired = handle.retire();
     }
 }

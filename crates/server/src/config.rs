@@ -21,7 +21,8 @@ pub struct Config {
     pub watchdog_interval: Duration,
     /// WebSocket ping cadence.
     pub ping_interval: Duration,
-    /// Reap a session whose client answered no ping for this long.
+    /// Reap a session whose client left a ping unanswered for this long
+    /// after its TCP acknowledged the ping's bytes.
     pub pong_timeout: Option<Duration>,
     /// How long a session lost by transport waits for its client.
     pub resume_window: Option<Duration>,
@@ -59,7 +60,7 @@ impl Default for Config {
             stall_grace: Duration::from_secs(30),
             watchdog_interval: Duration::from_millis(500),
             ping_interval: Duration::from_secs(5),
-            pong_timeout: Some(Duration::from_secs(60)),
+            pong_timeout: Some(Duration::from_secs(20)),
             resume_window: Some(Duration::from_secs(5)),
             window: DEFAULT_WINDOW,
             outbox: Limits::default(),
@@ -113,6 +114,11 @@ impl Config {
         }
         if self.ping_interval.is_zero() {
             return fail("--ping-interval-s must be greater than 0".into());
+        }
+        if self.pong_timeout.is_some_and(|t| t <= self.ping_interval) {
+            return fail(
+                "--pong-timeout-s must be greater than --ping-interval-s (or 0 to disable)".into(),
+            );
         }
         if self.window.slices == 0 || self.window.bytes == 0 {
             return fail("--window-slices and --window-bytes must be at least 1".into());
