@@ -7,13 +7,17 @@
 //! - [`client`]: a WebSocket client whose socket the test controls
 //!   (buffer sizes, freezing, FIN, RST).
 //! - [`redis`]: a throwaway `redis-server` for pool tests.
+//! - [`field`]: a network namespace with a `tbf`-shaped link that can be
+//!   cut, for the reaper's field tests.
 //! - [`relay`]: a TCP relay that can stop reading pod-side (the tunnel).
 
 pub mod client;
+pub mod field;
 pub mod redis;
 pub mod relay;
 pub mod server;
 
 pub use client::{Client, Event};
+pub use field::Field;
 pub use relay::Relay;
 pub use server::{wait_until, Server};
