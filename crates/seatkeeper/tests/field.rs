@@ -19,7 +19,10 @@
 
 use std::time::{Duration, Instant};
 
-use seatkeeper_testkit::{field::Field, Client, Event, Relay, Server};
+use seatkeeper_testkit::{
+    field::{self, Field},
+    Client, Event, Relay, Server,
+};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_seatkeeper");
@@ -54,15 +57,15 @@ async fn field_with_pong(
     pong: Duration,
     extra: &[&str],
 ) -> (Field, Server) {
-    let f = Field::create(tag);
+    let f = field::create(tag);
     if let Some(k) = kbit {
-        f.shape(k);
+        f.shape(k).expect("tc tbf");
     }
     let pong = pong.as_secs().to_string();
     let mut args = FLAGS.to_vec();
     args.extend_from_slice(&["--pong-timeout-s", &pong]);
     args.extend_from_slice(extra);
-    let s = f.serve(BIN, &args).await;
+    let s = field::serve(&f, BIN, &args).await;
     (f, s)
 }
 
@@ -241,7 +244,7 @@ async fn a_laptop_that_sleeps_on_a_slow_link_is_reaped() {
     let (f, s) = field(7, Some(1000), &[]).await;
     let mut c = join(f.data_addr(), None).await;
     live(&mut c, &s, Duration::from_secs(3)).await;
-    f.link_down();
+    f.link_down().expect("link down");
     let t0 = Instant::now();
     // Nothing is acknowledged any more: the stall grace (or, for a ping the
     // client had just received, the pong timeout) from the fault.

@@ -18,6 +18,5 @@ pub mod relay;
 pub mod server;
 
 pub use client::{Client, Event};
-pub use field::Field;
 pub use relay::Relay;
 pub use server::{wait_until, Server};
