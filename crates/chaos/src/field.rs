@@ -9,9 +9,10 @@
 //!   `/sessions` and `/metrics` through it, whatever happens to the data
 //!   link.
 //!
-//! Each test picks its own `tag` (0–63), which names the namespace
-//! (`skr-N`), its interfaces (`skr-Nd0`…) and its two private /30 subnets
-//! (10.213.N.0 data, 10.214.N.0 control), so tests run in parallel. The
+//! Each namespace has a `tag` (0–63), which names it (`skr-N`), its
+//! interfaces (`skr-Nd0`…) and its two private /30 subnets (10.213.N.0
+//! data, 10.214.N.0 control), so tests run in parallel: tests take the
+//! first free tag below 40, the benchmark suite fixed ones from 40. The
 //! guard deletes the namespace and both pairs when dropped (on panic too);
 //! a namespace left by a killed run is removed first. Needs root and
 //! iproute2 (`ip`, `tc`); without them, [`Field::create`] says why. The
@@ -77,8 +78,38 @@ impl Field {
         // From here on the guard cleans up whatever got made.
         let f = Self { tag };
         f.teardown();
-        let ns = f.ns();
-        run("ip", &["netns", "add", &ns])?;
+        run("ip", &["netns", "add", &f.ns()])?;
+        f.links()
+    }
+
+    /// Like [`create`](Self::create) with the first tag in `tags` whose
+    /// namespace does not exist yet, so runs in parallel on one machine
+    /// (two checkouts' test suites) never take each other's. A namespace
+    /// left by a killed run stays where it is and is skipped.
+    pub fn create_free(tags: std::ops::Range<u8>) -> Result<Self, ChaosError> {
+        if let Some(why) = crate::netns::unavailable() {
+            return Err(ChaosError::Netns(why));
+        }
+        for tag in tags.clone().filter(|t| *t < 64) {
+            // `ip netns add` fails when the name exists: the claim is atomic.
+            if run("ip", &["netns", "add", &format!("skr-{tag}")]).is_ok() {
+                let f = Self { tag };
+                // Interfaces left by a killed run of this tag, if any.
+                for kind in ["d", "c"] {
+                    quiet("ip", &["link", "del", &f.ifname(kind, 0)]);
+                }
+                return f.links();
+            }
+        }
+        Err(ChaosError::Netns(format!(
+            "no free field namespace among skr-{}..skr-{}",
+            tags.start, tags.end
+        )))
+    }
+
+    /// The two veth pairs of a namespace just added.
+    fn links(self) -> Result<Self, ChaosError> {
+        let (f, tag, ns) = (&self, self.tag, self.ns());
         for (kind, net) in [("d", 213), ("c", 214)] {
             let (host, inner) = (f.ifname(kind, 0), f.ifname(kind, 1));
             run(
@@ -107,7 +138,7 @@ impl Field {
             run("ip", &["-n", &ns, "link", "set", &inner, "up"])?;
         }
         run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        Ok(f)
+        Ok(self)
     }
 
     fn ns(&self) -> String {

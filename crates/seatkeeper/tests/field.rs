@@ -47,17 +47,12 @@ const FLAGS: [&str; 8] = [
 /// 1 MiB, eight seconds of a 1 Mbit/s link.
 const VIDEO: [&str; 2] = ["--engine", "synthetic:20:65536"];
 
-async fn field(tag: u8, kbit: Option<u32>, extra: &[&str]) -> (Field, Server) {
-    field_with_pong(tag, kbit, PONG, extra).await
+async fn field(kbit: Option<u32>, extra: &[&str]) -> (Field, Server) {
+    field_with_pong(kbit, PONG, extra).await
 }
 
-async fn field_with_pong(
-    tag: u8,
-    kbit: Option<u32>,
-    pong: Duration,
-    extra: &[&str],
-) -> (Field, Server) {
-    let f = field::create(tag);
+async fn field_with_pong(kbit: Option<u32>, pong: Duration, extra: &[&str]) -> (Field, Server) {
+    let f = field::create();
     if let Some(k) = kbit {
         f.shape(k).expect("tc tbf");
     }
@@ -119,8 +114,8 @@ async fn join(addr: std::net::SocketAddr, rcvbuf: Option<u32>) -> Client {
 
 /// A live client on a slow link, watched for three pong timeouts: kept,
 /// although its pings wait behind the send queue longer than the timeout.
-async fn slow_link_is_kept(tag: u8, kbit: u32, pong: Duration, engine: &[&str]) {
-    let (f, s) = field_with_pong(tag, Some(kbit), pong, engine).await;
+async fn slow_link_is_kept(kbit: u32, pong: Duration, engine: &[&str]) {
+    let (f, s) = field_with_pong(Some(kbit), pong, engine).await;
     let mut c = join(f.data_addr(), None).await;
     let (n, worst_rtt) = live(&mut c, &s, pong * 3 + Duration::from_secs(2)).await;
     println!("{kbit} kbit/s: {n} slices, slowest ping round trip {worst_rtt:?}");
@@ -142,13 +137,13 @@ async fn slow_link_is_kept(tag: u8, kbit: u32, pong: Duration, engine: &[&str]) 
 async fn a_live_client_at_256_kbits_is_kept() {
     // The demo stream (1.5 Mbit/s) through 256 kbit/s: the send queue
     // holds about 7 s of the link ahead of each ping.
-    slow_link_is_kept(1, 256, PONG, &[]).await;
+    slow_link_is_kept(256, PONG, &[]).await;
 }
 
 #[tokio::test]
 async fn a_live_client_at_1_mbit_with_a_video_window_is_kept() {
     // About 4 s of the link ahead of each ping: a 2 s timeout shows it.
-    slow_link_is_kept(2, 1000, Duration::from_secs(2), &VIDEO).await;
+    slow_link_is_kept(1000, Duration::from_secs(2), &VIDEO).await;
 }
 
 /// Waits for the release; returns how long after `t0` it came and the
@@ -169,7 +164,7 @@ async fn released(s: &Server, t0: Instant, limit: Duration) -> (Duration, Value)
 
 #[tokio::test]
 async fn a_slow_link_that_freezes_is_reaped() {
-    let (f, s) = field(3, Some(256), &[]).await;
+    let (f, s) = field(Some(256), &[]).await;
     let mut c = join(f.data_addr(), None).await;
     live(&mut c, &s, Duration::from_secs(4)).await;
     let t0 = Instant::now(); // never read again
@@ -189,7 +184,7 @@ async fn a_slow_link_that_freezes_is_reaped() {
 
 #[tokio::test]
 async fn a_frozen_client_with_a_4_mib_buffer_on_a_1_mbit_link_is_reaped_unresponsive() {
-    let (f, s) = field(4, Some(1000), &[]).await;
+    let (f, s) = field(Some(1000), &[]).await;
     let mut c = join(f.data_addr(), Some(4 << 20)).await;
     live(&mut c, &s, Duration::from_secs(3)).await;
     let t0 = Instant::now();
@@ -213,7 +208,7 @@ async fn a_frozen_client_with_a_4_mib_buffer_on_a_1_mbit_link_is_reaped_unrespon
 async fn a_frozen_client_whose_buffer_autotuned_is_reaped_within_the_grace() {
     // Unshaped: a fast stream read at full speed lets the kernel grow the
     // buffer (autotuning left on); then the client stops reading.
-    let (f, s) = field(5, None, &VIDEO).await;
+    let (f, s) = field(None, &VIDEO).await;
     let mut c = join(f.data_addr(), None).await;
     live(&mut c, &s, Duration::from_secs(3)).await;
     let t0 = Instant::now();
@@ -226,7 +221,7 @@ async fn a_frozen_client_whose_buffer_autotuned_is_reaped_within_the_grace() {
 
 #[tokio::test]
 async fn a_tunnel_that_keeps_draining_after_its_browser_left_is_reaped() {
-    let (f, s) = field(6, None, &[]).await;
+    let (f, s) = field(None, &[]).await;
     let relay = Relay::start(f.data_addr()).await;
     let mut c = join(relay.addr, None).await;
     live(&mut c, &s, Duration::from_secs(2)).await;
@@ -241,7 +236,7 @@ async fn a_tunnel_that_keeps_draining_after_its_browser_left_is_reaped() {
 
 #[tokio::test]
 async fn a_laptop_that_sleeps_on_a_slow_link_is_reaped() {
-    let (f, s) = field(7, Some(1000), &[]).await;
+    let (f, s) = field(Some(1000), &[]).await;
     let mut c = join(f.data_addr(), None).await;
     live(&mut c, &s, Duration::from_secs(3)).await;
     f.link_down().expect("link down");

@@ -7,10 +7,12 @@ pub use seatkeeper_chaos::field::{Field, PORT};
 
 use crate::Server;
 
-/// Builds field namespace `tag`; panics with the reason when it cannot (a
-/// test that cannot build its network fails, it does not skip).
-pub fn create(tag: u8) -> Field {
-    Field::create(tag).unwrap_or_else(|e| panic!("field network (root and iproute2 needed): {e}"))
+/// Builds a field namespace on the first free tag below 40; panics with the
+/// reason when it cannot (a test that cannot build its network fails, it
+/// does not skip).
+pub fn create() -> Field {
+    Field::create_free(1..40)
+        .unwrap_or_else(|e| panic!("field network (root and iproute2 needed): {e}"))
 }
 
 /// Starts `bin serve` inside the namespace on every address, port [`PORT`],
