@@ -5,9 +5,12 @@
 //! - [`release`]: time to release a frozen / tunnel / blackholed client's seat.
 //! - [`live`]: false reaps among live clients over 3× the grace window.
 //! - [`throughput`]: one session's MB/s (1 MiB slices) and slices/s (4 KiB).
+//! - [`field`]: dead and live clients across a `tbf`-shaped link, one
+//!   network namespace per peer, rate and scenario.
 //! - [`latency`]: p50/p99 delivery latency at a steady rate; watchdog cost.
 //! - [`resume`]: reconnect → first slice over 100 resumes vs a fresh session.
 
+pub mod field;
 pub mod latency;
 pub mod live;
 pub mod release;
@@ -45,6 +48,7 @@ impl Bench {
             grace_s: self.grace_s,
             interval_ms: self.interval_ms,
             window: None,
+            netns: None,
         }
     }
 

@@ -82,6 +82,10 @@ pub struct Setup {
     pub interval_ms: u64,
     /// Window (slices, bytes); `None` is each server's default (16, 4 MiB).
     pub window: Option<(u64, u64)>,
+    /// Run inside a network namespace: the command prefix
+    /// (`ip netns exec NAME`) and the address (with the port it listens on,
+    /// on every address) where it is reached for `/sessions`.
+    pub netns: Option<([String; 4], SocketAddr)>,
 }
 
 /// A running peer.
@@ -96,11 +100,17 @@ pub struct Peer {
 impl Peer {
     /// Starts `kind` with `setup` and waits until `/sessions` answers.
     pub async fn start(kind: Kind, paths: &Paths, setup: &Setup) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind((setup.ip, 0))?
-            .local_addr()?
-            .port();
-        let addr = SocketAddr::new(setup.ip, port);
-        let listen = addr.to_string();
+        let (addr, listen) = match &setup.netns {
+            Some((_, reach)) => (*reach, format!("0.0.0.0:{}", reach.port())),
+            None => {
+                let port = std::net::TcpListener::bind((setup.ip, 0))?
+                    .local_addr()?
+                    .port();
+                let addr = SocketAddr::new(setup.ip, port);
+                (addr, addr.to_string())
+            }
+        };
+        let port = addr.port();
         let seats = setup.seats.to_string();
         let grace = setup.grace_s.to_string();
         let interval = setup.interval_ms.to_string();
@@ -168,8 +178,26 @@ impl Peer {
                 &b.to_string(),
             ]);
         }
+        if let Some((prefix, _)) = &setup.netns {
+            let std = cmd.as_std();
+            let mut inner = Command::new(&prefix[0]);
+            inner
+                .args(&prefix[1..])
+                .arg(std.get_program())
+                .args(std.get_args());
+            for (k, v) in std.get_envs() {
+                if let Some(v) = v {
+                    inner.env(k, v);
+                }
+            }
+            cmd = inner;
+        }
         std::fs::create_dir_all(&paths.logs)?;
-        let log = paths.logs.join(format!("{}-{port}.log", kind.name()));
+        let tag = setup
+            .netns
+            .as_ref()
+            .map_or(String::new(), |(p, _)| format!("{}-", p[3]));
+        let log = paths.logs.join(format!("{}-{tag}{port}.log", kind.name()));
         let child = cmd
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log)?)

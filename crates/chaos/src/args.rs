@@ -26,6 +26,10 @@ pub enum Scenario {
     /// Behind a relay that stops reading pod-side and keeps TCP open: must
     /// be reaped.
     Tunnel,
+    /// Behind a relay that keeps reading pod-side and throws it away (the
+    /// browser left, the connector still drains): must be reaped (by the
+    /// pong rule on seatkeeper: the send queue never backs up).
+    TunnelDrain,
     /// Sends FIN without a close frame: the seat must be released.
     HalfClose,
     /// Resets the connection: the seat must be released.
@@ -61,9 +65,12 @@ impl Scenario {
     pub fn expected(self) -> &'static str {
         match self {
             Self::Active | Self::Paused | Self::SlowLink | Self::Backpressured => "kept",
-            Self::Frozen | Self::FrozenBigbuf | Self::Tunnel | Self::Sigstop | Self::Blackhole => {
-                "reaped"
-            }
+            Self::Frozen
+            | Self::FrozenBigbuf
+            | Self::Tunnel
+            | Self::TunnelDrain
+            | Self::Sigstop
+            | Self::Blackhole => "reaped",
             Self::HalfClose | Self::Rst => "released",
             Self::NoHello | Self::Flood => "closed",
             Self::NetnsUp | Self::NetnsDown | Self::InternalChild => "done",
@@ -76,7 +83,7 @@ impl Scenario {
     }
 
     /// Every scenario a user would run.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 14] = [
         Self::Active,
         Self::Paused,
         Self::SlowLink,
@@ -84,6 +91,7 @@ impl Scenario {
         Self::Frozen,
         Self::FrozenBigbuf,
         Self::Tunnel,
+        Self::TunnelDrain,
         Self::HalfClose,
         Self::Rst,
         Self::NoHello,

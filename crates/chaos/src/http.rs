@@ -113,8 +113,18 @@ impl SessionsProbe {
     /// servers without that route.
     pub async fn holds(&self, id: &str) -> Result<bool, ChaosError> {
         let path = format!("{}/{id}", self.target.path.trim_end_matches('/'));
-        if let Ok((200, _)) = http(self.target.addr, "GET", &path, &[], "").await {
-            return Ok(true);
+        if let Ok((200, body)) = http(self.target.addr, "GET", &path, &[], "").await {
+            // Only a Session object naming `id` says so: a server without
+            // the route may answer any /sessions/… with the whole list.
+            match serde_json::from_str::<Value>(&body) {
+                Ok(v) if v["id"] == id => return Ok(true),
+                Ok(v) if v["sessions"].is_array() => {
+                    return Ok(v["sessions"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|s| s["id"] == id)))
+                }
+                _ => {}
+            }
         }
         let doc = self.get().await?;
         Ok(doc["sessions"]

@@ -18,6 +18,8 @@
 //! - [`http`]: a one-request HTTP/1.1 client and the `/sessions` probe.
 //! - [`child`]: client processes (for SIGSTOP and the network namespace).
 //! - [`netns`]: the namespace and veth pair of the `blackhole` scenario.
+//! - [`field`]: a namespace per test or benchmark behind a `tbf`-shaped link
+//!   that can be cut, plus a clean control link.
 //! - [`target`]: URL parsing and the loopback-only guard.
 //! - [`hist`]: a small log-linear latency histogram.
 //! - [`load`]: `seatkeeper load`, N sessions from one process.
@@ -26,6 +28,7 @@ pub mod args;
 pub mod child;
 pub mod client;
 mod error;
+pub mod field;
 pub mod hist;
 pub mod http;
 pub mod load;

@@ -1,6 +1,9 @@
 //! A TCP relay between a client and the server, standing in for a tunnel.
 //! Frozen, it stops reading pod-side and keeps both TCP connections open —
-//! what a tunnel does when the browser behind it is gone. Dropping the
+//! what a tunnel does when the browser behind it is gone. Draining, it keeps
+//! reading pod-side and throws the bytes away (a connector that keeps its
+//! buffers empty after its browser left), so the pod's send queue never
+//! backs up and only the pong rule can tell. Dropping the
 //! relay ends its listener and every relayed connection, so a long run of
 //! scenarios leaks nothing.
 
@@ -26,6 +29,7 @@ pub struct Relay {
     /// Where clients connect.
     pub addr: SocketAddr,
     frozen: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
     cut: Arc<Notify>,
     stop: CancellationToken,
 }
@@ -48,9 +52,11 @@ impl Relay {
             .local_addr()
             .map_err(ChaosError::io("relay addr"))?;
         let frozen = Arc::new(AtomicBool::new(false));
+        let draining = Arc::new(AtomicBool::new(false));
         let cut = Arc::new(Notify::new());
         let stop = CancellationToken::new();
         let (f, c, s) = (Arc::clone(&frozen), Arc::clone(&cut), stop.clone());
+        let d = Arc::clone(&draining);
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -62,9 +68,10 @@ impl Relay {
                     continue;
                 };
                 let (f, c, s) = (Arc::clone(&f), Arc::clone(&c), s.clone());
+                let d = Arc::clone(&d);
                 tokio::spawn(async move {
                     tokio::select! {
-                        _ = pipe(client, pod, f) => {}
+                        _ = pipe(client, pod, f, d) => {}
                         _ = c.notified() => {}
                         _ = s.cancelled() => {}
                     }
@@ -74,6 +81,7 @@ impl Relay {
         Ok(Self {
             addr,
             frozen,
+            draining,
             cut,
             stop,
         })
@@ -82,6 +90,12 @@ impl Relay {
     /// Stops reading from the pod; both TCP connections stay open.
     pub fn freeze(&self) {
         self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Keeps reading from the pod but forwards nothing either way from now
+    /// on: the browser is gone, the connector still drains.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
     }
 
     /// Drops every relayed connection at once (a network blip); new
@@ -97,7 +111,12 @@ impl Drop for Relay {
     }
 }
 
-async fn pipe(client: TcpStream, pod: TcpStream, frozen: Arc<AtomicBool>) {
+async fn pipe(
+    client: TcpStream,
+    pod: TcpStream,
+    frozen: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
+) {
     let _ = client.set_nodelay(true);
     let _ = pod.set_nodelay(true);
     let (mut cr, mut cw) = client.into_split();
@@ -105,6 +124,9 @@ async fn pipe(client: TcpStream, pod: TcpStream, frozen: Arc<AtomicBool>) {
     let up = async {
         let mut buf = vec![0u8; 16 << 10];
         while let Ok(n) = cr.read(&mut buf).await {
+            if n > 0 && draining.load(Ordering::SeqCst) {
+                continue; // the browser is gone: nothing reaches the pod
+            }
             if n == 0 || pw.write_all(&buf[..n]).await.is_err() {
                 break;
             }
@@ -127,6 +149,9 @@ async fn pipe(client: TcpStream, pod: TcpStream, frozen: Arc<AtomicBool>) {
                 Ok(n) => {
                     if frozen.load(Ordering::SeqCst) {
                         std::future::pending::<()>().await;
+                    }
+                    if draining.load(Ordering::SeqCst) {
+                        continue;
                     }
                     if cw.write_all(&buf[..n]).await.is_err() {
                         break;

@@ -117,6 +117,7 @@ async fn one(ctx: &Ctx) -> Verdict {
         Scenario::Frozen
         | Scenario::FrozenBigbuf
         | Scenario::Tunnel
+        | Scenario::TunnelDrain
         | Scenario::HalfClose
         | Scenario::Rst => dead::run(ctx).await,
         Scenario::NoHello => refusal::no_hello(ctx).await,

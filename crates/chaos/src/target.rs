@@ -61,7 +61,10 @@ impl Target {
 
 /// Loopback, or an address of the namespace this crate creates.
 pub fn is_local(ip: IpAddr) -> bool {
-    ip.is_loopback() || ip == IpAddr::V4(netns::HOST_ADDR) || ip == IpAddr::V4(netns::NS_ADDR)
+    ip.is_loopback()
+        || ip == IpAddr::V4(netns::HOST_ADDR)
+        || ip == IpAddr::V4(netns::NS_ADDR)
+        || crate::field::is_field_addr(ip)
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ async fn every_scenario_reaches_its_verdict() {
         Scenario::Frozen,
         Scenario::FrozenBigbuf,
         Scenario::Tunnel,
+        Scenario::TunnelDrain,
         Scenario::HalfClose,
         Scenario::Rst,
         Scenario::NoHello,
@@ -88,7 +89,7 @@ fn bound_problem(scenario: Scenario, v: &Verdict) -> Option<String> {
                 "released after {release:.2} s, not in [{GRACE:?}, {stall:?}]"
             ))
         }
-        Scenario::FrozenBigbuf if release > secs(pong) => {
+        Scenario::FrozenBigbuf | Scenario::TunnelDrain if release > secs(pong) => {
             Some(format!("released after {release:.2} s > {pong:?}"))
         }
         Scenario::HalfClose | Scenario::Rst if release > secs(leave) => {

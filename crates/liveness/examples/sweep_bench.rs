@@ -10,13 +10,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use seatkeeper_liveness::{sys, DetectorConfig, Evidence, Hooks, Sampler, SocketHandle};
+use seatkeeper_liveness::{sys, DetectorConfig, Evidence, Hooks, Pings, Sampler, SocketHandle};
 
-struct Quiet;
+#[derive(Default)]
+struct Quiet(Pings);
 
 impl Hooks for Quiet {
-    fn since_pong(&self, _now: Instant) -> Duration {
-        Duration::ZERO
+    fn pings(&self) -> &Pings {
+        &self.0
     }
     fn on_reap(&self, e: &Evidence) {
         eprintln!("unexpected reap: {e:?}");
@@ -46,7 +47,12 @@ fn main() {
     .unwrap();
     let _watches: Vec<_> = pairs
         .iter()
-        .map(|(s, _)| sampler.watch(Arc::new(SocketHandle::new(s.as_raw_fd())), Arc::new(Quiet)))
+        .map(|(s, _)| {
+            sampler.watch(
+                Arc::new(SocketHandle::new(s.as_raw_fd())),
+                Arc::new(Quiet::default()),
+            )
+        })
         .collect();
     let rounds = 50;
     sampler.sweep_now(); // warm

@@ -8,19 +8,24 @@
 //!   window. Any progress — an acked byte, a shorter queue — restarts the
 //!   window, so a slow link that drains a little in every window is kept.
 //! - **peer close**: the state leaves `ESTABLISHED`, or the socket errors.
-//! - **unresponsive**: no pong for the pong timeout.
+//! - **unresponsive**: a ping reached the client — its TCP acknowledged the
+//!   ping's bytes — and no pong came back for the pong timeout since that
+//!   acknowledgement (see [`crate::pings`]).
 
 use std::time::{Duration, Instant};
 
-use crate::sys::{Sample, SampleError, TcpState};
+use crate::{
+    pings::Ping,
+    sys::{Sample, SampleError, TcpState},
+};
 
 /// Detector settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DetectorConfig {
     /// How long a send queue may sit still before the peer is judged dead.
     pub grace: Duration,
-    /// How long without a pong before the peer is judged unresponsive;
-    /// `None` disables the rule.
+    /// How long a ping the peer's TCP acknowledged may go unanswered before
+    /// the peer is judged unresponsive; `None` disables the rule.
     pub pong_timeout: Option<Duration>,
 }
 
@@ -29,8 +34,9 @@ pub struct DetectorConfig {
 pub struct Observation {
     /// The kernel figures, or why there are none.
     pub sample: Result<Sample, SampleError>,
-    /// Time since the last pong (or since the connection started).
-    pub since_pong: Duration,
+    /// The oldest unanswered ping whose bytes the peer has acknowledged
+    /// (see [`crate::pings::PingLedger::acknowledged`]).
+    pub ping: Option<Ping>,
 }
 
 /// Why a connection was reaped.
@@ -40,7 +46,7 @@ pub enum Reason {
     SendStall,
     /// The peer closed, reset, or the socket errored.
     PeerClose,
-    /// No pong for the pong timeout.
+    /// A ping the peer acknowledged went unanswered for the pong timeout.
     Unresponsive,
 }
 
@@ -73,6 +79,10 @@ pub struct Evidence {
     pub tcp_state: Option<TcpState>,
     /// The socket error, when that was the evidence.
     pub error: Option<String>,
+    /// For `unresponsive`: the ping that went unanswered — when it was
+    /// written, when its bytes were acknowledged (`stalled_for` is how long
+    /// it then waited), and where it ended in the stream.
+    pub ping: Option<Ping>,
 }
 
 /// The detector's answer for one observation.
@@ -111,8 +121,9 @@ impl Detector {
 
     /// Judges one observation taken at `now`.
     pub fn observe(&mut self, now: Instant, obs: &Observation) -> Verdict {
-        if let Some(timeout) = self.config.pong_timeout {
-            if obs.since_pong >= timeout {
+        if let (Some(timeout), Some(ping)) = (self.config.pong_timeout, obs.ping) {
+            let waited = ping.waited(now);
+            if waited >= timeout {
                 let (queue_bytes, bytes_acked, tcp_state) = match &obs.sample {
                     Ok(s) => (s.send_queue, s.bytes_acked, Some(s.state)),
                     Err(_) => (0, None, None),
@@ -121,9 +132,10 @@ impl Detector {
                     reason: Reason::Unresponsive,
                     queue_bytes,
                     bytes_acked,
-                    stalled_for: obs.since_pong,
+                    stalled_for: waited,
                     tcp_state,
                     error: None,
+                    ping: Some(ping),
                 });
             }
         }
@@ -138,6 +150,7 @@ impl Detector {
                     stalled_for: Duration::ZERO,
                     tcp_state: None,
                     error: Some(e.to_string()),
+                    ping: None,
                 })
             }
         };
@@ -149,6 +162,7 @@ impl Detector {
                 stalled_for: Duration::ZERO,
                 tcp_state: Some(sample.state),
                 error: None,
+                ping: None,
             });
         }
         let current = (sample.send_queue, sample.bytes_acked);
@@ -177,6 +191,7 @@ impl Detector {
                 stalled_for: still,
                 tcp_state: Some(sample.state),
                 error: None,
+                ping: None,
             })
         } else {
             Verdict::Stalled(still)

@@ -14,15 +14,19 @@
 //!   fallback that says "unsupported".
 //! - [`socket`]: [`SocketHandle`], a socket number that can never be sampled
 //!   after it was closed and reused.
+//! - [`pings`]: where each ping ends in the stream, and when the peer's TCP
+//!   acknowledged it (the pong clock).
 //! - [`detector`]: samples in, verdict out; no clock, no I/O.
 //! - [`sampler`]: the sweeping thread and its registry.
 
 pub mod detector;
+pub mod pings;
 pub mod sampler;
 pub mod socket;
 pub mod sys;
 
 pub use detector::{Detector, DetectorConfig, Evidence, Observation, Reason, Verdict};
+pub use pings::{Ping, PingLedger, Pings};
 pub use sampler::{Hooks, Sampler, SamplerStats, Watch};
 pub use socket::SocketHandle;
 pub use sys::{Sample, SampleError, TcpState};

@@ -19,14 +19,16 @@ use std::{
 
 use crate::{
     detector::{Detector, DetectorConfig, Observation, Verdict},
+    pings::Pings,
     socket::SocketHandle,
     sys, Evidence,
 };
 
 /// What a watched connection's owner provides.
 pub trait Hooks: Send + Sync + 'static {
-    /// Time since the last pong, or since the connection started.
-    fn since_pong(&self, now: Instant) -> Duration;
+    /// The connection's pings: the sampler marks which ones the peer's TCP
+    /// has acknowledged and judges the oldest unanswered one.
+    fn pings(&self) -> &Pings;
     /// Called once, from the sampler thread, just before the socket is
     /// aborted. Must not block.
     fn on_reap(&self, evidence: &Evidence);
@@ -224,10 +226,20 @@ fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
         if entry.socket.is_closing() {
             continue;
         }
-        let obs = Observation {
-            sample: entry.socket.sample(),
-            since_pong: entry.hooks.since_pong(now),
+        let sample = entry.socket.sample();
+        let bytes_acked = match &sample {
+            Ok(s) => s.bytes_acked,
+            Err(_) => None,
         };
+        // Off Linux (or on a kernel without the count) a ping counts from
+        // its write. A closed socket's pings are not looked at.
+        let ping = match (&sample, shared.config.pong_timeout) {
+            (Ok(_) | Err(crate::SampleError::Unsupported), Some(_)) => {
+                entry.hooks.pings().acknowledged(now, bytes_acked)
+            }
+            _ => None,
+        };
+        let obs = Observation { sample, ping };
         if matches!(obs.sample, Err(crate::SampleError::Closed)) {
             continue; // the owner is tearing it down
         }
@@ -263,79 +275,4 @@ fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
 }
 
 #[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::*;
-    use crate::Reason;
-    use std::sync::atomic::AtomicBool;
-    use std::{
-        io::Write,
-        net::{TcpListener, TcpStream},
-        os::fd::AsRawFd,
-        sync::mpsc,
-    };
-
-    struct TestHooks {
-        started: Instant,
-        tx: Mutex<mpsc::Sender<Evidence>>,
-        reaped: AtomicBool,
-    }
-
-    impl Hooks for TestHooks {
-        fn since_pong(&self, now: Instant) -> Duration {
-            now - self.started
-        }
-        fn on_reap(&self, evidence: &Evidence) {
-            self.reaped.store(true, Ordering::SeqCst);
-            let _ = lock(&self.tx).send(evidence.clone());
-        }
-    }
-
-    #[test]
-    fn a_peer_that_stops_reading_is_reaped_and_its_blocked_writer_released() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (server, _) = l.accept().unwrap();
-        let sampler = Sampler::start(
-            Duration::from_millis(50),
-            DetectorConfig {
-                grace: Duration::from_millis(500),
-                pong_timeout: None,
-            },
-        )
-        .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let hooks = Arc::new(TestHooks {
-            started: Instant::now(),
-            tx: Mutex::new(tx),
-            reaped: AtomicBool::new(false),
-        });
-        let handle = Arc::new(SocketHandle::new(server.as_raw_fd()));
-        let _watch = sampler.watch(Arc::clone(&handle), hooks);
-        // The writer blocks once both buffers are full; the reap must free it.
-        let writer = thread::spawn(move || {
-            let mut server = server;
-            let chunk = vec![0u8; 64 * 1024];
-            let err = loop {
-                if let Err(e) = server.write_all(&chunk) {
-                    break e;
-                }
-            };
-            (server, err)
-        });
-        let evidence = rx.recv_timeout(Duration::from_secs(20)).expect("reaped");
-        assert_eq!(evidence.reason, Reason::SendStall);
-        assert!(evidence.queue_bytes > 0);
-        let (server, err) = writer.join().unwrap();
-        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
-        let _retired = handle.retire();
-        drop(server);
-        drop(client);
-        // The sampler forgets a reaped socket at the end of its sweep, a
-        // moment after the verdict this thread already saw.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while sampler.watched() != 0 && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(sampler.watched(), 0);
-    }
-}
+mod tests;

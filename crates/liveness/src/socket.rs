@@ -12,7 +12,7 @@
 use std::{
     os::fd::RawFd,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Mutex, MutexGuard,
     },
 };
@@ -25,6 +25,9 @@ pub struct SocketHandle {
     fd: Mutex<Option<RawFd>>,
     closing: AtomicBool,
     aborted: AtomicBool,
+    /// Bytes the socket took from its owner since the connection started:
+    /// the stream offset that `tcpi_bytes_acked` is compared with.
+    written: AtomicU64,
 }
 
 /// Proof that the handle is retired; close the socket while holding it.
@@ -39,6 +42,7 @@ impl SocketHandle {
             fd: Mutex::new(Some(fd)),
             closing: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
+            written: AtomicU64::new(0),
         }
     }
 
@@ -67,6 +71,20 @@ impl SocketHandle {
             }
             None => false,
         }
+    }
+
+    /// Counts `n` bytes the socket accepted. The owner calls this for every
+    /// successful write on the raw TCP socket (below TLS), from the
+    /// connection's first byte, so the total lines up with the peer's
+    /// acknowledged-byte count.
+    pub fn count_written(&self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::Release);
+    }
+
+    /// Bytes written to the socket so far (see
+    /// [`count_written`](Self::count_written)).
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
     }
 
     /// Whether [`abort`](Self::abort) ran.
@@ -130,6 +148,35 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert!(acked >= 1000, "acked {acked}");
+    }
+
+    /// The pong clock compares the bytes written with `tcpi_bytes_acked`;
+    /// on an accepted socket that count starts at 0 (the SYN is not in it)
+    /// and ends at exactly the bytes the peer read.
+    #[test]
+    fn acked_bytes_line_up_exactly_with_bytes_written() {
+        let (mut server, mut client) = pair();
+        let h = SocketHandle::new(server.as_raw_fd());
+        assert_eq!(h.sample().unwrap().bytes_acked, Some(0));
+        let mut total = 0u64;
+        for n in [1usize, 129, 4000, 70_000] {
+            server.write_all(&vec![1; n]).unwrap();
+            h.count_written(n);
+            total += n as u64;
+            let mut buf = vec![0; n];
+            client.read_exact(&mut buf).unwrap();
+            let mut acked = None;
+            for _ in 0..200 {
+                let s = h.sample().unwrap();
+                acked = s.bytes_acked;
+                if s.send_queue == 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            assert_eq!(acked, Some(total));
+            assert_eq!(h.bytes_written(), total);
+        }
     }
 
     #[test]

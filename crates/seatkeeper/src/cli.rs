@@ -148,8 +148,8 @@ pub(crate) struct ServeArgs {
     /// WebSocket ping cadence, seconds.
     #[arg(long, default_value_t = 5.0)]
     pub ping_interval_s: f64,
-    /// Reap a session whose client answered no ping for this long after its
-    /// TCP acknowledged the ping; must exceed --ping-interval-s; 0 disables.
+    /// Reap a session whose client left a ping unanswered for this long after
+    /// its TCP acknowledged the ping; must exceed --ping-interval-s; 0 disables.
     #[arg(long, default_value_t = 20.0)]
     pub pong_timeout_s: f64,
     /// How long a session lost by transport waits for a resume; 0 disables.

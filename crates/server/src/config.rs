@@ -21,7 +21,8 @@ pub struct Config {
     pub watchdog_interval: Duration,
     /// WebSocket ping cadence.
     pub ping_interval: Duration,
-    /// Reap a session whose client answered no ping for this long.
+    /// Reap a session whose client left a ping unanswered for this long
+    /// after its TCP acknowledged the ping's bytes.
     pub pong_timeout: Option<Duration>,
     /// How long a session lost by transport waits for its client.
     pub resume_window: Option<Duration>,

@@ -40,7 +40,9 @@ pub struct ConnInfo {
 }
 
 /// A TCP stream whose descriptor is retired from the sampler before it is
-/// closed, so a sample can never land on a reused descriptor.
+/// closed, so a sample can never land on a reused descriptor. It also counts
+/// every byte the socket takes, here below TLS, so the count is the TCP
+/// stream offset the pong clock compares with the peer's acknowledged bytes.
 pub struct TrackedStream {
     stream: Option<TcpStream>,
     socket: Arc<SocketHandle>,
@@ -81,7 +83,11 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.io()?.poll_write(cx, buf)
+        let r = self.io()?.poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.socket.count_written(n);
+        }
+        r
     }
 
     fn poll_write_vectored(
@@ -89,7 +95,11 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io()?.poll_write_vectored(cx, bufs)
+        let r = self.io()?.poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.socket.count_written(n);
+        }
+        r
     }
 
     fn is_write_vectored(&self) -> bool {

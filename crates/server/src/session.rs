@@ -382,12 +382,20 @@ impl Session {
         use seatkeeper_liveness::Hooks;
         let cfg = &self.app.config;
         let seen = conn.observed();
+        let now = std::time::Instant::now();
+        let oldest = conn.pings().oldest();
         let ms = |d: Duration| d.as_millis() as u64;
         json!({
             "rule": seen.rule,
             "counting_ms": ms(seen.counting),
             "grace_ms": ms(cfg.stall_grace),
-            "since_pong_ms": ms(conn.since_pong(std::time::Instant::now())),
+            "pings_pending": conn.pings().pending(),
+            // The unresponsive rule's clock: how long the oldest unanswered
+            // ping has been acknowledged by the client's TCP (0 while its
+            // bytes are still on the way).
+            "pong_clock_ms": oldest.map_or(0, |p| ms(p.waited(now))),
+            "oldest_ping_age_ms": oldest.map(|p| ms(now.saturating_duration_since(p.written_at))),
+            "oldest_ping_acked": oldest.map(|p| p.acked_at.is_some()),
             "pong_timeout_ms": cfg.pong_timeout.map(ms),
             "watchdog_interval_ms": ms(cfg.watchdog_interval),
         })

@@ -8,9 +8,12 @@
 //!   (buffer sizes, freezing, FIN, RST).
 //! - [`redis`]: a throwaway `redis-server` for pool tests.
 //! - [`sentinel`]: a master, a replica and a Sentinel, for failover tests.
+//! - [`field`]: a network namespace with a `tbf`-shaped link that can be
+//!   cut, for the reaper's field tests.
 //! - [`relay`]: a TCP relay that can stop reading pod-side (the tunnel).
 
 pub mod client;
+pub mod field;
 pub mod redis;
 pub mod relay;
 pub mod sentinel;

@@ -108,6 +108,34 @@ impl Server {
         panic!("seatkeeper could not start on a free port");
     }
 
+    /// Spawns a prepared `serve` command (a namespace's `ip netns exec …`)
+    /// with its stderr in `log`, and waits for `/healthz` at `addr`.
+    pub async fn spawn(mut cmd: Command, addr: SocketAddr, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = cmd
+            .env("SEATKEEPER_LOG", "info,seatkeeper_server=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn seatkeeper");
+        let mut server = Self {
+            child,
+            addr,
+            admin: None,
+            log,
+        };
+        let up = wait_until(Duration::from_secs(10), || async {
+            server.get("/healthz").await.ok().filter(|(s, _)| *s == 200)
+        })
+        .await;
+        if up.is_none() || server.child.try_wait().ok().flatten().is_some() {
+            panic!("seatkeeper did not come up: {}", server.log_text());
+        }
+        server
+    }
+
     /// The WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)

@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Instant};
 
 use clap::Parser;
 use seatkeeper_bench::{
-    figures::{latency, live, release, resume, throughput, Bench},
+    figures::{field, latency, live, release, resume, throughput, Bench},
     peer::Paths,
 };
 use seatkeeper_chaos::Scenario;
@@ -49,12 +49,19 @@ struct Args {
     /// Longest wait for a release, seconds.
     #[arg(long, default_value_t = 70.0)]
     timeout_s: f64,
-    /// Figures to run (comma-separated): release,blackhole,live,throughput,latency,resume.
+    /// Figures to run (comma-separated):
+    /// release,blackhole,live,throughput,latency,resume,field.
     #[arg(
         long,
-        default_value = "release,blackhole,live,throughput,latency,resume"
+        default_value = "release,blackhole,live,throughput,latency,resume,field"
     )]
     only: String,
+    /// field: how long each live client on a shaped link is watched, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    field_observe_s: f64,
+    /// field: which scenarios (comma-separated): active (live), frozen.
+    #[arg(long, default_value = "active,frozen")]
+    field_scenarios: String,
 }
 
 #[tokio::main]
@@ -92,6 +99,16 @@ async fn main() -> anyhow::Result<()> {
         put("frozen", release::concurrent(&b, Scenario::Frozen).await);
         step("release: tunnel");
         put("tunnel", release::concurrent(&b, Scenario::Tunnel).await);
+        step("release: frozen-bigbuf");
+        put(
+            "frozen_bigbuf",
+            release::concurrent(&b, Scenario::FrozenBigbuf).await,
+        );
+        step("release: tunnel-drain");
+        put(
+            "tunnel_drain",
+            release::concurrent(&b, Scenario::TunnelDrain).await,
+        );
     }
     if want("blackhole") {
         step("release: blackhole");
@@ -115,6 +132,17 @@ async fn main() -> anyhow::Result<()> {
         put(
             "latency_100",
             latency::steady(&b, 100, "synthetic:10:1024").await,
+        );
+    }
+    if want("field") {
+        step("field: shaped links");
+        let scenarios: Vec<Scenario> = [Scenario::Active, Scenario::Frozen]
+            .into_iter()
+            .filter(|s| a.field_scenarios.split(',').any(|x| x.trim() == s.name()))
+            .collect();
+        put(
+            "field",
+            field::field(&b, a.field_observe_s, &scenarios).await,
         );
     }
     if want("resume") {

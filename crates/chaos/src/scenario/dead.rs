@@ -1,4 +1,5 @@
-//! Clients that are gone without saying so (frozen, frozen-bigbuf, tunnel)
+//! Clients that are gone without saying so (frozen, frozen-bigbuf, tunnel,
+//! tunnel-drain)
 //! or that left at the TCP level (half-close, rst). The clock starts at the
 //! fault; the figure is how long `/sessions` kept listing the session.
 
@@ -22,7 +23,7 @@ const AFTERMATH: Duration = Duration::from_secs(2);
 pub async fn run(ctx: &Ctx) -> Result<Verdict, ChaosError> {
     let a = &ctx.args;
     let relay = match a.scenario {
-        Scenario::Tunnel => Some(Relay::bind(ctx.target.addr).await?),
+        Scenario::Tunnel | Scenario::TunnelDrain => Some(Relay::bind(ctx.target.addr).await?),
         _ => None,
     };
     let via = match &relay {
@@ -49,6 +50,11 @@ pub async fn run(ctx: &Ctx) -> Result<Verdict, ChaosError> {
         Scenario::Tunnel => {
             if let Some(r) = &relay {
                 r.freeze();
+            }
+        }
+        Scenario::TunnelDrain => {
+            if let Some(r) = &relay {
+                r.drain();
             }
         }
         Scenario::HalfClose => {

@@ -20,7 +20,7 @@ fn sample(queue: u32, acked: u64) -> Sample {
 fn obs(s: Sample) -> Observation {
     Observation {
         sample: Ok(s),
-        since_pong: Duration::ZERO,
+        ping: None,
     }
 }
 
@@ -128,7 +128,7 @@ fn a_socket_error_is_a_peer_close() {
         t0,
         &Observation {
             sample: Err(SampleError::Os(104)),
-            since_pong: Duration::ZERO,
+            ping: None,
         },
     );
     let Verdict::Reap(e) = v else { panic!("{v:?}") };
@@ -136,18 +136,48 @@ fn a_socket_error_is_a_peer_close() {
     assert!(e.error.is_some());
 }
 
+fn acked_ping(acked_at: Instant) -> Ping {
+    Ping {
+        id: 1,
+        end_offset: 100,
+        written_at: acked_at - Duration::from_secs(7),
+        acked_at: Some(acked_at),
+    }
+}
+
 #[test]
-fn no_pong_for_the_timeout_is_unresponsive_even_with_an_empty_queue() {
+fn an_acknowledged_ping_unanswered_for_the_timeout_is_unresponsive_even_with_an_empty_queue() {
     let t0 = Instant::now();
     let mut d = Detector::new(config(), t0);
     let mut o = obs(sample(0, 1));
-    o.since_pong = Duration::from_secs(59);
-    assert_eq!(d.observe(t0, &o), Verdict::Healthy);
-    o.since_pong = Duration::from_secs(60);
-    let Verdict::Reap(e) = d.observe(t0 + TICK, &o) else {
+    o.ping = Some(acked_ping(t0));
+    assert_eq!(
+        d.observe(t0 + Duration::from_secs(59), &o),
+        Verdict::Healthy
+    );
+    let Verdict::Reap(e) = d.observe(t0 + Duration::from_secs(60), &o) else {
         panic!()
     };
     assert_eq!(e.reason, Reason::Unresponsive);
+    assert_eq!(e.stalled_for, Duration::from_secs(60));
+    let p = e.ping.expect("the ping is the evidence");
+    assert_eq!(p.acked_at, Some(t0));
+    assert_eq!(p.written_at, t0 - Duration::from_secs(7));
+}
+
+#[test]
+fn a_ping_not_yet_acknowledged_never_counts() {
+    let t0 = Instant::now();
+    let mut d = Detector::new(config(), t0);
+    let mut o = obs(sample(0, 1));
+    o.ping = Some(Ping {
+        acked_at: None,
+        ..acked_ping(t0)
+    });
+    assert_eq!(
+        d.observe(t0 + Duration::from_secs(10_000), &o),
+        Verdict::Healthy
+    );
 }
 
 #[test]
@@ -161,8 +191,11 @@ fn pong_rule_off_when_disabled() {
         t0,
     );
     let mut o = obs(sample(0, 1));
-    o.since_pong = Duration::from_secs(100_000);
-    assert_eq!(d.observe(t0, &o), Verdict::Healthy);
+    o.ping = Some(acked_ping(t0));
+    assert_eq!(
+        d.observe(t0 + Duration::from_secs(100_000), &o),
+        Verdict::Healthy
+    );
 }
 
 #[test]
@@ -171,7 +204,7 @@ fn unsupported_platforms_give_no_kernel_verdict() {
     let mut d = Detector::new(config(), t0);
     let o = Observation {
         sample: Err(SampleError::Unsupported),
-        since_pong: Duration::ZERO,
+        ping: None,
     };
     for i in 0..100 {
         assert_eq!(d.observe(t0 + TICK * i, &o), Verdict::Unknown);

@@ -8,10 +8,7 @@
 use std::{
     net::SocketAddr,
     panic::AssertUnwindSafe,
-    sync::{
-        atomic::{AtomicU64, Ordering::Relaxed},
-        Arc, Mutex,
-    },
+    sync::{atomic::Ordering::Relaxed, Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -20,7 +17,7 @@ use futures_util::{
     FutureExt, SinkExt, StreamExt,
 };
 use hyper_util::rt::TokioIo;
-use seatkeeper_liveness::{Evidence, Hooks, SocketHandle, Verdict};
+use seatkeeper_liveness::{Evidence, Hooks, Pings, SocketHandle, Verdict};
 use seatkeeper_protocol::{close, ClientMsg, ServerMsg};
 use tokio_tungstenite::{
     tungstenite::{self, Message},
@@ -119,8 +116,8 @@ pub struct Conn {
     /// Cancelled when the connection is ending.
     pub token: CancellationToken,
     started: Instant,
-    /// Nanoseconds after `started` of the last pong (0: none yet).
-    last_pong_ns: AtomicU64,
+    /// Unanswered pings and where they end in the TCP stream.
+    pings: Pings,
     end: Mutex<Option<ConnEnd>>,
     /// What the sampler said last (for the operator's page).
     observed: Mutex<Observed>,
@@ -153,7 +150,7 @@ impl Conn {
             socket,
             token: CancellationToken::new(),
             started: Instant::now(),
-            last_pong_ns: AtomicU64::new(0),
+            pings: Pings::default(),
             end: Mutex::new(None),
             observed: Mutex::new(Observed::default()),
             app: Arc::clone(app),
@@ -194,8 +191,21 @@ impl Conn {
         if sent > now {
             return None; // not ours
         }
-        self.last_pong_ns.store(now.max(1), Relaxed);
+        self.pings.answered(sent);
         Some(Duration::from_nanos(now - sent))
+    }
+
+    /// The writer flushed ping `payload`: everything written to the TCP
+    /// socket so far is the ping's end offset in the stream.
+    fn ping_written(&self, payload: &[u8]) {
+        if let Ok(id) = payload.try_into().map(u64::from_le_bytes) {
+            self.pings
+                .written(id, self.socket.bytes_written(), Instant::now());
+        }
+    }
+
+    fn since_start_ms(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.started).as_millis() as u64
     }
 }
 
@@ -233,9 +243,8 @@ impl Hooks for Conn {
         *self.observed.lock().unwrap_or_else(|e| e.into_inner()) = seen;
     }
 
-    fn since_pong(&self, now: Instant) -> Duration {
-        let last = self.started + Duration::from_nanos(self.last_pong_ns.load(Relaxed));
-        now.saturating_duration_since(last)
+    fn pings(&self) -> &Pings {
+        &self.pings
     }
 
     fn on_reap(&self, ev: &Evidence) {
@@ -249,6 +258,12 @@ impl Hooks for Conn {
             stalled_ms = ev.stalled_for.as_millis() as u64,
             tcp_state = ev.tcp_state.map(|s| s.name()),
             error = ev.error.as_deref(),
+            // Unresponsive: when the ping went out and when its bytes were
+            // acknowledged (ms since the connection started); stalled_ms is
+            // how long it then went unanswered.
+            ping_written_at_ms = ev.ping.map(|p| self.since_start_ms(p.written_at)),
+            ping_acked_at_ms = ev.ping.and_then(|p| p.acked_at).map(|t| self.since_start_ms(t)),
+            ping_end_offset = ev.ping.map(|p| p.end_offset),
             "reaped dead client"
         );
         self.app.recent_reaps.push(serde_json::json!({
@@ -261,6 +276,8 @@ impl Hooks for Conn {
             "stalled_ms": ev.stalled_for.as_millis() as u64,
             "tcp_state": ev.tcp_state.map(|s| s.name()),
             "error": ev.error,
+            "ping_written_ms": ev.ping.map(|p| self.since_start_ms(p.written_at)),
+            "ping_acked_ms": ev.ping.and_then(|p| p.acked_at).map(|t| self.since_start_ms(t)),
         }));
         self.finish(ConnEnd::Reaped(ev.clone()));
     }
@@ -506,6 +523,10 @@ async fn write_loop(
             conn.finish(ConnEnd::Replaced);
             break;
         };
+        let ping = match &item {
+            Item::Ping(p) => Some(p.clone()),
+            _ => None,
+        };
         let (msg, slice_len) = match item {
             Item::Text(t) => (Message::text(t), None),
             Item::Ping(p) => (Message::Ping(p), None),
@@ -517,11 +538,15 @@ async fn write_loop(
         let sent = tokio::select! {
             biased;
             _ = &mut cancelled => break,
-            r = async { if more { sink.feed(msg).await } else { sink.send(msg).await } } => r,
+            // A ping is flushed at once: its end offset is taken after it.
+            r = async { if more && ping.is_none() { sink.feed(msg).await } else { sink.send(msg).await } } => r,
         };
         if let Err(e) = sent {
             conn.finish(ConnEnd::Lost(format!("write failed: {e}")));
             return None;
+        }
+        if let Some(p) = ping {
+            conn.ping_written(&p);
         }
         if let Some(len) = slice_len {
             metrics.slices_sent.fetch_add(1, Relaxed);

@@ -1,0 +1,141 @@
+use super::*;
+use crate::Reason;
+use std::sync::atomic::AtomicBool;
+use std::{
+    io::Write,
+    net::{TcpListener, TcpStream},
+    os::fd::AsRawFd,
+    sync::mpsc,
+};
+
+struct TestHooks {
+    pings: Pings,
+    tx: Mutex<mpsc::Sender<Evidence>>,
+    reaped: AtomicBool,
+}
+
+impl Hooks for TestHooks {
+    fn pings(&self) -> &Pings {
+        &self.pings
+    }
+    fn on_reap(&self, evidence: &Evidence) {
+        self.reaped.store(true, Ordering::SeqCst);
+        let _ = lock(&self.tx).send(evidence.clone());
+    }
+}
+
+#[test]
+fn a_peer_that_stops_reading_is_reaped_and_its_blocked_writer_released() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().unwrap();
+    let sampler = Sampler::start(
+        Duration::from_millis(50),
+        DetectorConfig {
+            grace: Duration::from_millis(500),
+            pong_timeout: None,
+        },
+    )
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let hooks = Arc::new(TestHooks {
+        pings: Pings::default(),
+        tx: Mutex::new(tx),
+        reaped: AtomicBool::new(false),
+    });
+    let handle = Arc::new(SocketHandle::new(server.as_raw_fd()));
+    let _watch = sampler.watch(Arc::clone(&handle), hooks);
+    // The writer blocks once both buffers are full; the reap must free it.
+    let writer = thread::spawn(move || {
+        let mut server = server;
+        let chunk = vec![0u8; 64 * 1024];
+        let err = loop {
+            if let Err(e) = server.write_all(&chunk) {
+                break e;
+            }
+        };
+        (server, err)
+    });
+    let evidence = rx.recv_timeout(Duration::from_secs(20)).expect("reaped");
+    assert_eq!(evidence.reason, Reason::SendStall);
+    assert!(evidence.queue_bytes > 0);
+    let (server, err) = writer.join().unwrap();
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+    let _retired = handle.retire();
+    drop(server);
+    drop(client);
+    // The sampler forgets a reaped socket at the end of its sweep, a
+    // moment after the verdict this thread already saw.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sampler.watched() != 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(sampler.watched(), 0);
+}
+
+/// A ping behind a backlog the peer has not read is not counted; once
+/// the peer's kernel has the ping's bytes, an unanswered ping is.
+#[test]
+fn the_pong_clock_starts_when_the_peer_acknowledges_the_ping() {
+    use std::io::Read;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Default buffers: a peer that reads nothing takes in far less than
+    // the server's send buffer holds, so the last byte stays queued.
+    let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (mut server, _) = l.accept().unwrap();
+    server.set_nonblocking(true).unwrap();
+    let handle = Arc::new(SocketHandle::new(server.as_raw_fd()));
+    // Fill both buffers: the peer reads nothing yet.
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        match server.write(&chunk) {
+            Ok(n) => handle.count_written(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let timeout = Duration::from_millis(300);
+    let sampler = Sampler::start(
+        Duration::from_millis(25),
+        DetectorConfig {
+            grace: Duration::from_secs(3600),
+            pong_timeout: Some(timeout),
+        },
+    )
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let hooks = Arc::new(TestHooks {
+        pings: Pings::default(),
+        tx: Mutex::new(tx),
+        reaped: AtomicBool::new(false),
+    });
+    // The "ping" is the last byte written so far.
+    let written_at = Instant::now();
+    hooks.pings.written(1, handle.bytes_written(), written_at);
+    let _watch = sampler.watch(Arc::clone(&handle), hooks.clone());
+    assert!(
+        rx.recv_timeout(timeout * 5).is_err(),
+        "a ping stuck behind unread bytes must not be counted"
+    );
+    // The peer reads everything (its kernel acknowledges the ping) and
+    // never answers.
+    let read_from = Instant::now();
+    let mut client = client;
+    client.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let evidence = loop {
+        let _ = client.read(&mut buf);
+        if let Ok(e) = rx.try_recv() {
+            break e;
+        }
+        assert!(read_from.elapsed() < Duration::from_secs(20), "not reaped");
+        thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(evidence.reason, Reason::Unresponsive);
+    assert!(evidence.stalled_for >= timeout);
+    let ping = evidence.ping.expect("the ping is the evidence");
+    assert_eq!(ping.written_at, written_at);
+    let acked = ping.acked_at.expect("acknowledged");
+    assert!(acked >= read_from, "counted before the peer had the ping");
+    let _retired = handle.retire();
+}
