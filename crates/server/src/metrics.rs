@@ -75,12 +75,6 @@ impl Metrics {
         let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.reaps[i].fetch_add(1, Relaxed);
     }
-
-    /// Reaps so far for one reason.
-    pub fn reaps_for(&self, reason: Reason) -> u64 {
-        let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
-        self.reaps[i].load(Relaxed)
-    }
 }
 
 /// Writes one metric family.
