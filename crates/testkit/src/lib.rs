@@ -6,11 +6,15 @@
 //! - [`server`]: spawn the binary, plain HTTP/1.1 GETs, wait-for helpers.
 //! - [`client`]: a WebSocket client whose socket the test controls
 //!   (buffer sizes, freezing, FIN, RST).
-//! - [`redis`]: a throwaway `redis-server` for pool tests.
+//! - [`redis`]: a throwaway `redis-server` for pool tests ([`redis_or_skip!`]).
+//! - [`pool`]: pods in pool mode, the pool CLI, the session steps pool tests share.
+//! - [`proc`]: run the binary to completion; find a `serve` in `/proc`.
 //! - [`sentinel`]: a master, a replica and a Sentinel, for failover tests.
 //! - [`relay`]: a TCP relay that can stop reading pod-side (the tunnel).
 
 pub mod client;
+pub mod pool;
+pub mod proc;
 pub mod redis;
 pub mod relay;
 pub mod sentinel;
