@@ -1,5 +1,6 @@
 //! Processes under test: run the binary to completion, find a `serve` by
-//! the address it listens on (from `/proc`).
+//! the address it listens on and read its descriptors and memory (from
+//! `/proc`).
 
 use std::{net::SocketAddr, process::Stdio, time::Duration};
 
@@ -46,4 +47,16 @@ pub fn serve_pid(addr: SocketAddr) -> Option<u32> {
         }
     }
     None
+}
+
+/// Open descriptors and resident memory (KiB) of a process, from /proc.
+pub fn usage(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (fds, rss)
 }
