@@ -16,14 +16,10 @@ use serde_json::{json, Value};
 use crate::{
     access::{self, Listener},
     app::App,
+    reply::json_error,
     session::EndRequest,
     web, ws,
 };
-
-/// A JSON error response: `{"error": code, "message": …}`.
-pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": code, "message": message}))).into_response()
-}
 
 /// Routes that need admin rights, behind the check that runs before any
 /// body is read.
