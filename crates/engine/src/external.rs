@@ -244,11 +244,6 @@ impl External {
         &self.addr
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> Limits {
-        self.inner.limits
-    }
-
     /// A snapshot of the live engine connection (all empty without one).
     pub fn status(&self) -> Status {
         self.inner.current().map(|c| c.status()).unwrap_or_default()

@@ -153,11 +153,6 @@ impl EngineSession {
 }
 
 impl EngineSide {
-    /// Reports that the engine can no longer serve this session.
-    pub fn fail(self, err: EngineError) {
-        let _ = self.failure.send(err);
-    }
-
     /// Splits into the control receiver and a failure reporter.
     pub fn split(self) -> (mpsc::Receiver<Control>, FailureReporter) {
         (self.control, FailureReporter(self.failure))

@@ -290,7 +290,6 @@ impl ServeArgs {
     pub(crate) fn config(&self) -> Result<Config, ConfigError> {
         let config = Config {
             seats: self.seats,
-            engine: self.engine.clone(),
             stall_grace: self.stall_grace()?,
             watchdog_interval: Duration::from_millis(self.watchdog_interval_ms),
             ping_interval: seconds("ping-interval-s", self.ping_interval_s)?,

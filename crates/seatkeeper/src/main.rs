@@ -124,9 +124,9 @@ async fn serve(
         ),
         _ => None,
     };
-    let engine = external::build_for(&config.engine, config.seats as usize)
+    let engine = external::build_for(&args.engine, config.seats as usize)
         .await
-        .map_err(|e| BadConfig(format!("cannot set up engine {}: {e}", config.engine)))?;
+        .map_err(|e| BadConfig(format!("cannot set up engine {}: {e}", args.engine)))?;
     // A port that cannot be bound is a start-up problem like any other (exit 2).
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -22,7 +22,7 @@ use axum::{
 };
 use tokio::time::Instant;
 
-use crate::{app::App, http::json_error};
+use crate::{app::App, reply::json_error};
 
 /// Which listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,11 @@ use seatkeeper_liveness::Sampler;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{config::Config, metrics::Metrics, registry::Registry};
+use crate::{
+    config::Config,
+    metrics::{self, Metrics},
+    registry::Registry,
+};
 
 /// Why a fresh `hello` was refused by the admission policy (the pool).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +166,24 @@ impl App {
     /// Whether the pod is draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Relaxed)
+    }
+
+    /// The `/metrics` body: the server's families, then the admission's.
+    pub fn render_metrics(&self) -> String {
+        let (seats, sessions) = self.registry.snapshot();
+        let mut out = metrics::render(&metrics::View {
+            metrics: &self.metrics,
+            seats_total: seats.total,
+            seats_held: seats.held,
+            detached: sessions.iter().filter(|s| s.is_detached()).count() as u64,
+            engine_ready: self.engine.is_ready(),
+            sweeps: self.sampler.stats(),
+            engine_stats: self.engine.stat_gauges(),
+        });
+        if let Some(a) = &self.admission {
+            a.render_metrics(&mut out);
+        }
+        out
     }
 
     /// Ready as a pool member: serving, engine warm, registered, not

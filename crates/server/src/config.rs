@@ -3,7 +3,6 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use seatkeeper_engine::EngineSpec;
 use seatkeeper_protocol::messages::Window;
 
 use crate::session::outbox::Limits;
@@ -13,8 +12,6 @@ use crate::session::outbox::Limits;
 pub struct Config {
     /// Concurrent sessions (a GPU pod has one).
     pub seats: u32,
-    /// Which engine serves sessions.
-    pub engine: EngineSpec,
     /// Grace window of the send-stall rule.
     pub stall_grace: Duration,
     /// How often the sampler sweeps every session's socket.
@@ -59,7 +56,6 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             seats: 1,
-            engine: EngineSpec::Demo,
             stall_grace: Duration::from_secs(30),
             watchdog_interval: Duration::from_millis(500),
             ping_interval: Duration::from_secs(5),

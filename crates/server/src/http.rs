@@ -16,15 +16,10 @@ use serde_json::{json, Value};
 use crate::{
     access::{self, Listener},
     app::App,
-    metrics::family,
+    reply::json_error,
     session::EndRequest,
     web, ws,
 };
-
-/// A JSON error response: `{"error": code, "message": …}`.
-pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": code, "message": message}))).into_response()
-}
 
 /// Routes that need admin rights, behind the check that runs before any
 /// body is read.
@@ -251,107 +246,12 @@ fn set_draining(app: &App, on: bool) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let mut out = String::with_capacity(8 << 10);
-    app.metrics.render(&mut out);
-    let (seats, sessions) = app.registry.snapshot();
-    let detached = sessions.iter().filter(|s| s.is_detached()).count() as u64;
-    let st = app.sampler.stats();
-    let secs = |ns: &std::sync::atomic::AtomicU64| ns.load(Relaxed) as f64 / 1e9;
-    for (name, kind, help, value) in [
-        (
-            "seatkeeper_seats_total",
-            "gauge",
-            "Seats configured.",
-            seats.total as f64,
-        ),
-        (
-            "seatkeeper_seats_held",
-            "gauge",
-            "Seats held.",
-            seats.held as f64,
-        ),
-        (
-            "seatkeeper_lock_held",
-            "gauge",
-            "1 while at least one seat is held.",
-            (seats.held > 0) as u8 as f64,
-        ),
-        (
-            "seatkeeper_sessions_detached",
-            "gauge",
-            "Sessions waiting for a resume.",
-            detached as f64,
-        ),
-        (
-            "seatkeeper_engine_ready",
-            "gauge",
-            "1 while the engine can open sessions.",
-            app.engine.is_ready() as u8 as f64,
-        ),
-        (
-            "seatkeeper_watchdog_sweeps_total",
-            "counter",
-            "Watchdog sweeps over all session sockets.",
-            st.sweeps.load(Relaxed) as f64,
-        ),
-        (
-            "seatkeeper_watchdog_samples_total",
-            "counter",
-            "Socket samples taken by the watchdog.",
-            st.samples.load(Relaxed) as f64,
-        ),
-        (
-            "seatkeeper_watchdog_sweep_seconds_total",
-            "counter",
-            "Wall-clock time spent sweeping (includes waiting for a core).",
-            secs(&st.sweep_ns_total),
-        ),
-        (
-            "seatkeeper_watchdog_sweep_cpu_seconds_total",
-            "counter",
-            "CPU time the sweeps used (what watching costs).",
-            secs(&st.sweep_cpu_ns_total),
-        ),
-        (
-            "seatkeeper_watchdog_last_sweep_seconds",
-            "gauge",
-            "Duration of the last sweep.",
-            secs(&st.last_sweep_ns),
-        ),
-        (
-            "seatkeeper_watchdog_sockets",
-            "gauge",
-            "Sockets in the last sweep.",
-            st.last_sweep_sockets.load(Relaxed) as f64,
-        ),
-    ] {
-        family(&mut out, name, kind, help, &[("", value)]);
-    }
-    let gauges = app.engine.stat_gauges();
-    if !gauges.is_empty() {
-        // Names are checked and capped by the engine crate (bounded labels).
-        let labels: Vec<(String, f64)> = gauges
-            .into_iter()
-            .map(|(name, v)| (format!("name=\"{name}\""), v))
-            .collect();
-        let samples: Vec<(&str, f64)> = labels.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        family(
-            &mut out,
-            "seatkeeper_engine_stat",
-            "gauge",
-            "Numeric fields of the engine's latest stats (engine-wide, at most 32 names).",
-            &samples,
-        );
-    }
-    if let Some(a) = &app.admission {
-        a.render_metrics(&mut out);
-    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        app.render_metrics(),
     )
         .into_response()
 }

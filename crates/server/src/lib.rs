@@ -19,6 +19,7 @@
 //! - [`admin`]: the admin listener (`--admin-listen`).
 //! - [`metrics`]: counters and the Prometheus exposition.
 //! - `ids`: ids, tokens, wall-clock time.
+//! - `reply`: the JSON error body the routes and the upgrade share.
 
 mod access;
 pub mod admin;
@@ -29,6 +30,7 @@ mod ids;
 pub mod metrics;
 pub mod net;
 pub mod registry;
+mod reply;
 pub mod session;
 pub mod tls;
 mod web;

@@ -1,37 +1,91 @@
-//! Process-wide counters and their Prometheus text exposition. Plain
-//! atomics: the hot path pays one relaxed add per event.
+//! The server's metrics: process-wide counters (plain atomics, so the hot
+//! path pays one relaxed add per event) and the one table every exposed
+//! family is declared in ([`table`]), from which `/metrics` is rendered.
+//!
+//! # Layout
+//! - this module: the counters and the label enums they are indexed by.
+//! - [`table`]: name, help, type and labels of every family, and the
+//!   Prometheus text rendering.
 
-use std::{
-    fmt::Write,
-    sync::atomic::{AtomicU64, Ordering::Relaxed},
-};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use seatkeeper_liveness::Reason;
 
-/// Why sessions ended, as labels of `seatkeeper_sessions_ended_total`.
-pub const END_REASONS: [&str; 11] = [
-    "bye",
-    "client_close",
-    "reaped",
-    "lost",
-    "expired",
-    "evicted",
-    "violation",
-    "overflow",
-    "engine",
-    "shutdown",
-    "internal",
-];
+pub mod table;
+
+pub use table::{render, View};
+
+/// Why a session ended: the `reason` label of
+/// `seatkeeper_sessions_ended_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client said `bye`.
+    Bye,
+    /// The client closed its WebSocket.
+    ClientClose,
+    /// The liveness watchdog reaped a dead client.
+    Reaped,
+    /// The transport was lost and no resume was possible.
+    Lost,
+    /// The resume window ran out.
+    Expired,
+    /// An operator evicted the session.
+    Evicted,
+    /// The client broke the protocol.
+    Violation,
+    /// The client fell too far behind.
+    Overflow,
+    /// The engine failed the session.
+    Engine,
+    /// The server shut down.
+    Shutdown,
+    /// The session task panicked.
+    Internal,
+}
+
+impl EndReason {
+    /// Every reason, in exposition order.
+    pub const ALL: [EndReason; 11] = [
+        Self::Bye,
+        Self::ClientClose,
+        Self::Reaped,
+        Self::Lost,
+        Self::Expired,
+        Self::Evicted,
+        Self::Violation,
+        Self::Overflow,
+        Self::Engine,
+        Self::Shutdown,
+        Self::Internal,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bye => "bye",
+            Self::ClientClose => "client_close",
+            Self::Reaped => "reaped",
+            Self::Lost => "lost",
+            Self::Expired => "expired",
+            Self::Evicted => "evicted",
+            Self::Violation => "violation",
+            Self::Overflow => "overflow",
+            Self::Engine => "engine",
+            Self::Shutdown => "shutdown",
+            Self::Internal => "internal",
+        }
+    }
+}
 
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Sessions started.
     pub sessions_started: AtomicU64,
-    /// Sessions ended, per [`END_REASONS`] index.
-    pub sessions_ended: [AtomicU64; END_REASONS.len()],
+    /// Sessions ended, per [`EndReason`] (its position in [`EndReason::ALL`]).
+    pub sessions_ended: [AtomicU64; EndReason::ALL.len()],
     /// Reaps, per [`Reason::ALL`] index.
-    pub reaps: [AtomicU64; 3],
+    pub reaps: [AtomicU64; Reason::ALL.len()],
     /// Hellos refused with `busy`.
     pub busy: AtomicU64,
     /// Connections refused before a session (bad hello, token, timeout).
@@ -62,12 +116,8 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts a session end.
-    pub fn ended(&self, reason: &str) {
-        let i = END_REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(END_REASONS.len() - 1);
-        self.sessions_ended[i].fetch_add(1, Relaxed);
+    pub fn ended(&self, reason: EndReason) {
+        self.sessions_ended[reason as usize].fetch_add(1, Relaxed);
     }
 
     /// Counts a reap.
@@ -75,142 +125,20 @@ impl Metrics {
         let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.reaps[i].fetch_add(1, Relaxed);
     }
-
-    /// Reaps so far for one reason.
-    pub fn reaps_for(&self, reason: Reason) -> u64 {
-        let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
-        self.reaps[i].load(Relaxed)
-    }
 }
 
-/// Writes one metric family.
-pub fn family<V: std::fmt::Display>(
-    out: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    samples: &[(&str, V)],
-) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    for (labels, v) in samples {
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {v}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Metrics {
-    /// Appends the counters in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        let labelled =
-            |labels: &mut dyn Iterator<Item = (String, &AtomicU64)>| -> Vec<(String, u64)> {
-                labels.map(|(l, v)| (l, v.load(Relaxed))).collect()
-            };
-        let ended = labelled(
-            &mut END_REASONS
-                .iter()
-                .zip(&self.sessions_ended)
-                .map(|(r, v)| (format!("reason=\"{r}\""), v)),
-        );
-        let reaps = labelled(
-            &mut Reason::ALL
-                .iter()
-                .zip(&self.reaps)
-                .map(|(r, v)| (format!("reason=\"{}\"", r.as_str()), v)),
-        );
-        for (name, help, samples) in [
-            (
-                "seatkeeper_sessions_ended_total",
-                "Sessions ended, by reason.",
-                ended,
-            ),
-            (
-                "seatkeeper_reaps_total",
-                "Dead clients reaped, by the rule that fired.",
-                reaps,
-            ),
-        ] {
-            let samples: Vec<(&str, u64)> = samples.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-            family(out, name, "counter", help, &samples);
+    #[test]
+    fn end_reasons_index_their_own_counter() {
+        // `ended` indexes by discriminant: ALL must list them in that order.
+        for (i, r) in EndReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
         }
-        for (name, help, v) in [
-            (
-                "seatkeeper_sessions_started_total",
-                "Sessions started.",
-                &self.sessions_started,
-            ),
-            (
-                "seatkeeper_busy_total",
-                "Hellos refused for want of a seat.",
-                &self.busy,
-            ),
-            (
-                "seatkeeper_refused_total",
-                "Connections refused before a session (bad hello, bad token, no hello in time).",
-                &self.refused,
-            ),
-            (
-                "seatkeeper_upgrades_total",
-                "WebSocket upgrades accepted.",
-                &self.upgrades,
-            ),
-            (
-                "seatkeeper_connections_refused_total",
-                "Connections refused over --max-connections.",
-                &self.connections_refused,
-            ),
-            (
-                "seatkeeper_slices_sent_total",
-                "Slices written to clients.",
-                &self.slices_sent,
-            ),
-            (
-                "seatkeeper_slices_dropped_total",
-                "Slices dropped by flow control.",
-                &self.slices_dropped,
-            ),
-            (
-                "seatkeeper_bytes_sent_total",
-                "Slice payload bytes written to clients.",
-                &self.bytes_sent,
-            ),
-            (
-                "seatkeeper_messages_received_total",
-                "Client messages received.",
-                &self.messages_in,
-            ),
-            (
-                "seatkeeper_messages_refused_total",
-                "Client messages refused.",
-                &self.messages_refused,
-            ),
-            (
-                "seatkeeper_resumes_total",
-                "Sessions resumed by a new connection.",
-                &self.resumes,
-            ),
-            (
-                "seatkeeper_takeovers_total",
-                "Resumes that replaced a still-attached connection.",
-                &self.takeovers,
-            ),
-            (
-                "seatkeeper_accept_errors_total",
-                "Errors accepting connections (descriptor limit, ...).",
-                &self.accept_errors,
-            ),
-        ] {
-            family(out, name, "counter", help, &[("", v.load(Relaxed))]);
-        }
-        family(
-            out,
-            "seatkeeper_connections_open",
-            "gauge",
-            "Open client TCP connections.",
-            &[("", self.connections_open.load(Relaxed))],
-        );
+        let m = Metrics::default();
+        m.ended(EndReason::Internal);
+        assert_eq!(m.sessions_ended[10].load(Relaxed), 1);
     }
 }

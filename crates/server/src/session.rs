@@ -38,7 +38,7 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use crate::{app::App, ids, registry::Seat};
+use crate::{app::App, ids, metrics::EndReason, registry::Seat};
 use conn::{Conn, ConnEnd};
 use outbox::{Outbox, Overflow};
 
@@ -444,18 +444,18 @@ pub(crate) enum End {
 
 impl End {
     /// Metrics label.
-    fn label(&self) -> &'static str {
+    fn label(&self) -> EndReason {
         match self {
-            Self::Bye => "bye",
-            Self::ClientClose => "client_close",
-            Self::Reaped(_) => "reaped",
-            Self::Lost => "lost",
-            Self::Expired => "expired",
-            Self::Evicted => "evicted",
-            Self::Violation => "violation",
-            Self::Overflow => "overflow",
-            Self::Engine(_) => "engine",
-            Self::Shutdown => "shutdown",
+            Self::Bye => EndReason::Bye,
+            Self::ClientClose => EndReason::ClientClose,
+            Self::Reaped(_) => EndReason::Reaped,
+            Self::Lost => EndReason::Lost,
+            Self::Expired => EndReason::Expired,
+            Self::Evicted => EndReason::Evicted,
+            Self::Violation => EndReason::Violation,
+            Self::Overflow => EndReason::Overflow,
+            Self::Engine(_) => EndReason::Engine,
+            Self::Shutdown => EndReason::Shutdown,
         }
     }
 
@@ -464,7 +464,7 @@ impl End {
         match self {
             Self::Reaped(r) => format!("reaped:{}", r.as_str()),
             Self::Engine(e) => format!("engine:{}", e.code()),
-            other => other.label().to_owned(),
+            other => other.label().as_str().to_owned(),
         }
     }
 
@@ -533,7 +533,7 @@ pub(crate) async fn run_guarded(
         .await;
     if ran.is_err() {
         tracing::error!(session_id = %session.id, "session task panicked; session ended");
-        session.app.metrics.ended("internal");
+        session.app.metrics.ended(EndReason::Internal);
         let conn = {
             let mut slot = lock(&session.slot);
             slot.closed = true;

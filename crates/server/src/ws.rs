@@ -25,8 +25,8 @@ use tracing::{debug, info};
 
 use crate::{
     app::App,
-    http::json_error,
     net::ConnInfo,
+    reply::json_error,
     session::{
         self,
         conn::{self, read_error, violation, Conn, ConnEnd, Ws},

@@ -117,3 +117,15 @@ fn redis_pid(port: u16) -> Option<u32> {
         .find_map(|l| l.strip_prefix("process_id:"))
         .and_then(|pid| pid.trim().parse().ok())
 }
+
+/// A fresh [`RedisServer`], or `return` from the test when there is no
+/// `redis-server` ([`RedisServer::start`] fails instead under `CI=true`).
+#[macro_export]
+macro_rules! redis_or_skip {
+    () => {
+        match $crate::redis::RedisServer::start() {
+            Some(r) => r,
+            None => return,
+        }
+    };
+}

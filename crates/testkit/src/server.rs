@@ -196,6 +196,18 @@ impl Server {
         .map(|_| t0.elapsed())
     }
 
+    /// Every `seatkeeper_` sample of `/metrics`, by name with labels.
+    pub async fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        let (_, text) = self.get("/metrics").await.expect("GET /metrics");
+        text.lines()
+            .filter(|l| l.starts_with("seatkeeper_"))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_owned(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// The value of one Prometheus sample (`name{labels}` as written).
     pub async fn metric(&self, sample: &str) -> Option<f64> {
         let (_, text) = self.get("/metrics").await.ok()?;

@@ -62,7 +62,11 @@ async fn an_engine_hears_detached_on_a_reset_resumed_on_resume_and_the_clients_p
     )
     .await;
     ready(&s).await;
-    let welcome = engine.heard()[0].clone();
+    // `/readyz` turns 200 once the server sent `welcome`, which the engine
+    // may not have recorded yet: wait for it.
+    let welcome = wait_until(SOON, || async { engine.heard().into_iter().next() })
+        .await
+        .expect("the engine heard no welcome");
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(
         welcome["max_sessions"], 1,

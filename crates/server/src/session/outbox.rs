@@ -291,11 +291,6 @@ impl Outbox {
     pub fn in_flight(&self) -> u32 {
         self.in_flight.len() as u32
     }
-
-    /// The window.
-    pub fn window(&self) -> Window {
-        self.window
-    }
 }
 
 /// The writer's connection was replaced by a newer one.
