@@ -156,7 +156,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc = net::service(router, Listener::Admin, None, app.config.header_timeout);
-    if let Err(e) = net::serve_http(io, svc, app, false).await {
+    if let Err(e) = net::serve_http(io, svc, app).await {
         debug!("admin connection ended: {e}");
     }
 }

@@ -190,14 +190,14 @@ pub(crate) async fn accept_loop(
         let tls = tls.clone();
         app.tracker.spawn(async move {
             let served = match tls {
-                None => serve_http(io, svc, &app2, true).await,
+                None => serve_http(io, svc, &app2).await,
                 Some(acceptor) => {
                     // The handshake shares the request deadline: a client
                     // that never finishes it costs no more than a slow one.
                     match tokio::time::timeout(app2.config.header_timeout, acceptor.accept(io))
                         .await
                     {
-                        Ok(Ok(tls)) => serve_http(tls, svc, &app2, true).await,
+                        Ok(Ok(tls)) => serve_http(tls, svc, &app2).await,
                         Ok(Err(e)) => {
                             debug!(%peer, "TLS handshake failed: {e}");
                             Ok(())
@@ -255,14 +255,10 @@ pub(crate) fn service(
     })
 }
 
-/// Serves HTTP/1.1 (with upgrades on the public port) on one connection
-/// until it ends or the server shuts down.
-pub(crate) async fn serve_http<I, S>(
-    io: I,
-    svc: S,
-    app: &App,
-    upgrades: bool,
-) -> Result<(), hyper::Error>
+/// Serves HTTP/1.1 with upgrades on one connection until it ends or the
+/// server shuts down. (The admin listener goes through here too; its router
+/// has no upgrade route, so nothing there is ever upgraded.)
+pub(crate) async fn serve_http<I, S>(io: I, svc: S, app: &App) -> Result<(), hyper::Error>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = axum::response::Response>
@@ -275,27 +271,15 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.header_timeout);
-    if upgrades {
-        let conn = builder
-            .serve_connection(TokioIo::new(io), svc)
-            .with_upgrades();
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            _ = app.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        }
-    } else {
-        let conn = builder.serve_connection(TokioIo::new(io), svc);
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            _ = app.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
+    let conn = builder
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        _ = app.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
         }
     }
 }
