@@ -15,7 +15,9 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(100 1000 2000 5000 10000)
 secs=${CURVE_SECS:-15}
 peers=${CURVE_PEERS:-"seatkeeper tt-peer"}
-bin=target/release/seatkeeper
+# CURVE_BIN: another seatkeeper build to measure (an A/B of one change).
+[ -n "${CURVE_BIN:-}" ] || cargo build --release -q -p seatkeeper -p seatkeeper-bench
+bin=${CURVE_BIN:-target/release/seatkeeper}
 tt=target/release/tt-peer
 out=${CURVE_OUT:-bench/results/curve.json}
 mkdir -p bench/results
@@ -50,16 +52,16 @@ for n in "${sizes[@]}"; do
     wait $load || true
     kill $srv; wait $srv 2>/dev/null || true
     python3 - "$peer" "$n" "$secs" "$rss0" "$rss" "$t0" "$t1" "$hz" \
-      "bench/results/curve-load-$peer-$n.json" >>"$out" <<'PY'
+      "bench/results/curve-load-$peer-$n.json" "$bin" >>"$out" <<'PY'
 import json, sys
-peer, n, secs, rss0, rss, t0, t1, hz, load = sys.argv[1:]
+peer, n, secs, rss0, rss, t0, t1, hz, load = sys.argv[1:10]
 n, secs = int(n), int(secs)
 window = secs // 3
 r = json.load(open(load))
 cpu_s = (int(t1) - int(t0)) / int(hz)
 lat = r["latency"]
 print(json.dumps({
-    "server": peer, "sessions": n, "ready": r["ready"],
+    "server": peer, "binary": sys.argv[-1], "sessions": n, "ready": r["ready"],
     "server_cores": round(cpu_s / window, 3),
     "cpu_us_per_slice": round(cpu_s / window / max(r["slices_per_s"], 1) * 1e6, 2),
     "rss_mib": round(int(rss) / 1024, 1),
