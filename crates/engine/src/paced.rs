@@ -221,6 +221,31 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn sessions_share_one_pacer_and_an_ended_one_is_forgotten() {
+        let pacer = Pacer::new();
+        let (a, b) = (
+            Arc::new(Count(Mutex::new(Vec::new()))),
+            Arc::new(Count(Mutex::new(Vec::new()))),
+        );
+        let (sa, side_a) = EngineSession::pair(serde_json::Value::Null);
+        let (_sb, side_b) = EngineSession::pair(serde_json::Value::Null);
+        let ta = tokio::spawn(run(pacer.clone(), Tick, a.clone(), side_a));
+        tokio::spawn(run(pacer, Tick, b.clone(), side_b));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(a.0.lock().unwrap().len(), 3);
+        assert_eq!(b.0.lock().unwrap().len(), 3);
+        drop(sa);
+        ta.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            a.0.lock().unwrap().len(),
+            3,
+            "an ended session gets nothing"
+        );
+        assert_eq!(b.0.lock().unwrap().len(), 6, "the other one keeps its pace");
+    }
+
     #[test]
     fn due_counts_the_first_slice_at_zero() {
         assert_eq!(due(Duration::ZERO, 10.0), 1);
