@@ -46,14 +46,15 @@ for n in "${sizes[@]}"; do
     load=$!
     # Steady state: the middle third of the run, after every session connected.
     sleep $((secs / 3))
-    t0=$(cpu_ticks $srv)
+    t0=$(cpu_ticks $srv); l0=$(cpu_ticks $load)
     sleep $((secs / 3))
-    t1=$(cpu_ticks $srv); rss=$(rss_kb $srv)
+    t1=$(cpu_ticks $srv); l1=$(cpu_ticks $load); rss=$(rss_kb $srv)
+    export LOAD_TICKS="$l0 $l1"
     wait $load || true
     kill $srv; wait $srv 2>/dev/null || true
     python3 - "$peer" "$n" "$secs" "$rss0" "$rss" "$t0" "$t1" "$hz" \
       "bench/results/curve-load-$peer-$n.json" "$bin" >>"$out" <<'PY'
-import json, sys
+import json, os, sys
 peer, n, secs, rss0, rss, t0, t1, hz, load = sys.argv[1:10]
 n, secs = int(n), int(secs)
 window = secs // 3
@@ -63,6 +64,8 @@ lat = r["latency"]
 print(json.dumps({
     "server": peer, "binary": sys.argv[-1], "sessions": n, "ready": r["ready"],
     "server_cores": round(cpu_s / window, 3),
+    # The load generator's own CPU: near 1.0 means it, not the server, set the pace.
+    "load_cores": round((lambda a, b: (int(b) - int(a)) / int(hz) / window)(*os.environ["LOAD_TICKS"].split()), 3),
     "cpu_us_per_slice": round(cpu_s / window / max(r["slices_per_s"], 1) * 1e6, 2),
     "rss_mib": round(int(rss) / 1024, 1),
     "rss_per_session_kib": round((int(rss) - int(rss0)) / n, 1),

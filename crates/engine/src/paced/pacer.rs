@@ -172,7 +172,9 @@ async fn drive(shard: Arc<Shard>) {
             }
         };
         match next {
-            Some(at) if at <= Instant::now() => continue,
+            // Behind: go round again, but let the writers this wake-up
+            // fed run first (never hog a worker while catching up).
+            Some(at) if at <= Instant::now() => tokio::task::yield_now().await,
             Some(at) => {
                 tokio::select! {
                     () = sleep_until(at) => {}
