@@ -236,7 +236,7 @@ fn parse_ready(v: &Value) -> Result<Ready, ChaosError> {
     })
 }
 
-fn describe(e: &tungstenite::Error) -> String {
+pub(crate) fn describe(e: &tungstenite::Error) -> String {
     match e {
         tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => {
             "connection reset".into()
@@ -299,6 +299,11 @@ impl AckPolicy {
             || self.pending_bytes >= self.every_bytes
             || now.duration_since(self.first_pending.unwrap_or(now)) >= self.max_delay)
             .then(|| self.take())
+    }
+
+    /// Whether a slice was read and not acked yet.
+    pub fn has_pending(&self) -> bool {
+        self.first_pending.is_some()
     }
 
     /// When a pending ack is due even if no slice arrives.

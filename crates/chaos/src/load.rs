@@ -9,6 +9,18 @@
 //! client's own scheduling — run the generator on cores the server is not
 //! starved of, or read the figures as an upper bound).
 //!
+//! # Lean on purpose
+//! The figures are meant to measure the server, so the generator is as
+//! cheap as a C epoll client: `seatkeeper load` runs on one thread (a
+//! current-thread tokio runtime — one epoll loop, no work-stealing, no
+//! cross-thread wake-ups; raw mio would save little more and lose the
+//! WebSocket library), sends one cumulative ack per read batch per session
+//! (every message readable without waiting, then one ack; inside a batch
+//! only when a quarter of the window is pending), and arms no timer per
+//! session (the run's end is one shared cancellation). Pin it away from the
+//! server from the shell, e.g. `taskset -c 1 seatkeeper load …` with the
+//! server under `taskset -c 0`.
+//!
 //! # Layout
 //! - [`LoadArgs`] and [`run`]: the command.
 //! - `session`: one client's loop.
@@ -25,6 +37,7 @@ use std::{
 
 use clap::Args;
 use tokio::{sync::Semaphore, time::Instant};
+use tokio_util::sync::CancellationToken;
 
 use crate::{args::secs, hist::Histogram, http::SessionsProbe, target::Target};
 
@@ -85,6 +98,17 @@ impl LoadArgs {
     }
 }
 
+/// Runs the load on this thread alone (a current-thread runtime: the
+/// generator takes one core at most, so on a 2-core machine the server
+/// keeps the other; pin both with `taskset -c`), prints the report as one
+/// JSON line, returns it.
+pub fn run_blocking(args: LoadArgs) -> anyhow::Result<LoadReport> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
 /// Runs the load, prints the report as one JSON line, returns it.
 pub async fn run(args: LoadArgs) -> anyhow::Result<LoadReport> {
     let report = measure(args).await?;
@@ -104,7 +128,7 @@ pub async fn measure(args: LoadArgs) -> anyhow::Result<LoadReport> {
     let start = Instant::now();
     let shared = Arc::new(Shared {
         target,
-        end: start + secs(args.duration_s),
+        stop: CancellationToken::new(),
         settle_until: start + secs(args.settle_s),
         ack_each: args.ack_each,
         bye: args.bye,
@@ -113,6 +137,13 @@ pub async fn measure(args: LoadArgs) -> anyhow::Result<LoadReport> {
             .map(|_| Mutex::new(Histogram::default()))
             .collect(),
     });
+    let stopper = {
+        let (shared, at) = (Arc::clone(&shared), start + secs(args.duration_s));
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            shared.stop.cancel();
+        })
+    };
     let tasks: Vec<_> = (0..args.sessions)
         .map(|i| tokio::spawn(session::run(Arc::clone(&shared), i)))
         .collect();
@@ -121,6 +152,7 @@ pub async fn measure(args: LoadArgs) -> anyhow::Result<LoadReport> {
         outcomes.push(t.await.unwrap_or_else(|e| Outcome::failed(e.to_string())));
     }
     let elapsed = start.elapsed();
+    stopper.abort();
     let held_after = if args.bye {
         tokio::time::sleep(Duration::from_secs(2)).await;
         probe.held().await.ok()

@@ -23,12 +23,16 @@ enum Command {
     Load(LoadArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Chaos(a) => seatkeeper_chaos::run(a).await.map(|v| v.pass),
-        Command::Load(a) => seatkeeper_chaos::load::run(a).await.map(|r| r.errors == 0),
+        Command::Chaos(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(seatkeeper_chaos::run(a)))
+            .map(|v| v.pass),
+        Command::Load(a) => seatkeeper_chaos::load::run_blocking(a).map(|r| r.errors == 0),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,13 +1,22 @@
 //! A clock for built-in engines: slices are due at `start + n / rate`, and
 //! each wake-up produces every slice that has come due, so a 200 kHz engine
-//! costs one timer per millisecond, not one per slice.
+//! costs one wake-up per millisecond, not one per slice. The wake-ups come
+//! from one shared [`Pacer`] (a heap per core), not a timer per session.
 
-use std::{sync::Arc, time::Duration};
+mod pacer;
+
+use std::{
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
 
 use serde_json::{Map, Value};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
 use crate::{Control, EngineSide, Slice, SliceSink};
+
+pub use pacer::Pacer;
+use pacer::Tick;
 
 /// Something that makes slices at a fixed rate.
 pub trait Generator: Send + 'static {
@@ -31,59 +40,107 @@ pub fn due(elapsed: Duration, rate_hz: f64) -> u64 {
     (elapsed.as_secs_f64() * rate_hz).floor() as u64 + 1
 }
 
-/// Runs `gen` until the session ends (the control channel closes or says `End`).
-/// While the session is detached nothing is produced (nobody would hear
-/// it); on resume the clock picks up where it paused, without a catch-up burst.
-pub async fn run(mut gen: impl Generator, sink: Arc<dyn SliceSink>, side: EngineSide) {
+/// One session's clock: what the pacer runs when the session is due.
+struct Clock<G> {
+    state: Mutex<State<G>>,
+}
+
+struct State<G> {
+    gen: G,
+    sink: Arc<dyn SliceSink>,
+    rate: f64,
+    period_us: f64,
+    max_batch: u64,
+    start: Instant,
+    produced: u64,
+    paused: bool,
+    /// In the pacer's heap (so a resume never puts it there twice).
+    scheduled: bool,
+}
+
+impl<G: Generator> State<G> {
+    fn push_next(&mut self) {
+        let ts = (self.produced as f64 * self.period_us) as u64;
+        let slice = self.gen.slice(self.produced, ts);
+        self.sink.push(slice);
+        self.produced += 1;
+    }
+}
+
+impl<G: Generator> Tick for Clock<G> {
+    fn tick(&self, now: Instant) -> Option<Instant> {
+        let Ok(mut s) = self.state.lock() else {
+            return None;
+        };
+        if s.paused {
+            s.scheduled = false;
+            return None;
+        }
+        let target = due(now - s.start, s.rate);
+        if target.saturating_sub(s.produced) > s.max_batch {
+            s.produced = target - s.max_batch;
+        }
+        while s.produced < target {
+            s.push_next();
+        }
+        let next_due = s.start + Duration::from_secs_f64(s.produced as f64 / s.rate);
+        Some(next_due.max(now + MIN_TICK))
+    }
+}
+
+/// Runs `gen` on `pacer` until the session ends (the control channel
+/// closes or says `End`). This task only waits for control messages; the
+/// pacer produces the slices. While the session is detached nothing is
+/// produced (nobody would hear it); on resume the clock picks up where it
+/// paused, without a catch-up burst.
+pub async fn run<G: Generator>(pacer: Pacer, gen: G, sink: Arc<dyn SliceSink>, side: EngineSide) {
     let (mut control, _failure) = side.split();
     let rate = gen.rate_hz();
-    let period_us = 1e6 / rate;
-    let mut start = Instant::now();
-    let mut produced: u64 = 0;
-    let mut paused = false;
-    let max_batch = ((MAX_CATCH_UP.as_secs_f64() * rate).ceil() as u64).max(1);
-    loop {
-        let now = Instant::now();
-        let wake = if paused {
-            None
-        } else {
-            let target = due(now - start, rate);
-            if target.saturating_sub(produced) > max_batch {
-                produced = target - max_batch;
-            }
-            while produced < target {
-                let ts = (produced as f64 * period_us) as u64;
-                sink.push(gen.slice(produced, ts));
-                produced += 1;
-            }
-            let next_due = start + Duration::from_secs_f64(produced as f64 / rate);
-            Some(next_due.max(now + MIN_TICK))
+    let clock = Arc::new(Clock {
+        state: Mutex::new(State {
+            gen,
+            sink,
+            rate,
+            period_us: 1e6 / rate,
+            max_batch: ((MAX_CATCH_UP.as_secs_f64() * rate).ceil() as u64).max(1),
+            start: Instant::now(),
+            produced: 0,
+            paused: false,
+            scheduled: true,
+        }),
+    });
+    let slot = pacer.slot();
+    let weak = || Arc::downgrade(&clock) as Weak<dyn Tick>;
+    slot.schedule(weak(), Instant::now());
+    while let Some(msg) = control.recv().await {
+        let Ok(mut s) = clock.state.lock() else {
+            return;
         };
-        tokio::select! {
-            _ = sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
-            msg = control.recv() => match msg {
-                Some(Control::Params(p)) => gen.params(&p),
-                // A client (re)attached: give it the next slice now rather
-                // than at its slot — at most one ahead of the clock, so the
-                // media is early, never doubled, and the pace is unchanged.
-                Some(Control::Keyframe) if !paused => {
-                    if produced <= due(Instant::now() - start, rate) {
-                        let ts = (produced as f64 * period_us) as u64;
-                        sink.push(gen.slice(produced, ts));
-                        produced += 1;
-                    }
+        match msg {
+            Control::Params(p) => s.gen.params(&p),
+            // A client (re)attached: give it the next slice now rather
+            // than at its slot — at most one ahead of the clock, so the
+            // media is early, never doubled, and the pace is unchanged.
+            Control::Keyframe if !s.paused => {
+                if s.produced <= due(Instant::now() - s.start, s.rate) {
+                    s.push_next();
                 }
-                Some(Control::Detached { .. }) => paused = true,
-                Some(Control::Resumed) if paused => {
-                    paused = false;
-                    // Slice `produced` is due now: the media time continues
-                    // from the pause instead of skipping the detached span.
-                    let at = Duration::from_secs_f64(produced.saturating_sub(1) as f64 / rate);
-                    start = Instant::now().checked_sub(at).unwrap_or(start);
+            }
+            Control::Detached { .. } => s.paused = true,
+            Control::Resumed if s.paused => {
+                s.paused = false;
+                // Slice `produced` is due now: the media time continues
+                // from the pause instead of skipping the detached span.
+                let at = Duration::from_secs_f64(s.produced.saturating_sub(1) as f64 / s.rate);
+                s.start = Instant::now().checked_sub(at).unwrap_or(s.start);
+                if !s.scheduled {
+                    s.scheduled = true;
+                    drop(s);
+                    slot.schedule(weak(), Instant::now());
                 }
-                Some(Control::Keyframe | Control::Resumed | Control::Progress(_)) => {}
-                Some(Control::End(_)) | None => return,
-            },
+            }
+            Control::Keyframe | Control::Resumed | Control::Progress(_) => {}
+            Control::End(_) => return,
         }
     }
 }
@@ -123,7 +180,7 @@ mod tests {
     async fn a_keyframe_request_brings_the_next_slice_forward_once() {
         let sink = Arc::new(Count(Mutex::new(Vec::new())));
         let (session, side) = EngineSession::pair(serde_json::Value::Null);
-        tokio::spawn(run(Tick, sink.clone(), side));
+        tokio::spawn(run(Pacer::new(), Tick, sink.clone(), side));
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(*sink.0.lock().unwrap(), [0, 100_000]);
         session.control(Control::Keyframe).unwrap();
@@ -141,7 +198,7 @@ mod tests {
     async fn nothing_is_produced_while_detached_and_the_clock_resumes_without_a_burst() {
         let sink = Arc::new(Count(Mutex::new(Vec::new())));
         let (session, side) = EngineSession::pair(serde_json::Value::Null);
-        tokio::spawn(run(Tick, sink.clone(), side));
+        tokio::spawn(run(Pacer::new(), Tick, sink.clone(), side));
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(sink.0.lock().unwrap().len(), 2);
         session
@@ -162,6 +219,31 @@ mod tests {
             (4..=6).contains(&n),
             "the normal pace after resume, not a burst: {n}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_share_one_pacer_and_an_ended_one_is_forgotten() {
+        let pacer = Pacer::new();
+        let (a, b) = (
+            Arc::new(Count(Mutex::new(Vec::new()))),
+            Arc::new(Count(Mutex::new(Vec::new()))),
+        );
+        let (sa, side_a) = EngineSession::pair(serde_json::Value::Null);
+        let (_sb, side_b) = EngineSession::pair(serde_json::Value::Null);
+        let ta = tokio::spawn(run(pacer.clone(), Tick, a.clone(), side_a));
+        tokio::spawn(run(pacer, Tick, b.clone(), side_b));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(a.0.lock().unwrap().len(), 3);
+        assert_eq!(b.0.lock().unwrap().len(), 3);
+        drop(sa);
+        ta.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            a.0.lock().unwrap().len(),
+            3,
+            "an ended session gets nothing"
+        );
+        assert_eq!(b.0.lock().unwrap().len(), 6, "the other one keeps its pace");
     }
 
     #[test]

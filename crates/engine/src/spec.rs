@@ -1,5 +1,6 @@
 //! `--engine SPEC`: `demo`, `synthetic:RATE_HZ:BYTES`, `unix:PATH`, `tcp:HOST:PORT`.
 
+use crate::paced::Pacer;
 use std::{fmt, str::FromStr, sync::Arc};
 
 use crate::{
@@ -69,9 +70,17 @@ impl fmt::Display for EngineSpec {
     }
 }
 
-/// A built-in engine: each session runs its own paced generator task.
+/// A built-in engine: each session's generator runs on the engine's one
+/// shared [`Pacer`].
 #[derive(Debug, Clone)]
-pub struct BuiltIn(pub EngineSpec);
+pub struct BuiltIn(pub EngineSpec, pub Pacer);
+
+impl BuiltIn {
+    /// The built-in engine `spec` names, with a pacer of its own.
+    pub fn new(spec: EngineSpec) -> Self {
+        Self(spec, Pacer::new())
+    }
+}
 
 impl Engine for BuiltIn {
     fn name(&self) -> String {
@@ -84,18 +93,19 @@ impl Engine for BuiltIn {
 
     fn open(&self, req: OpenRequest) -> crate::BoxFuture<Result<EngineSession, EngineError>> {
         let spec = self.0.clone();
+        let pacer = self.1.clone();
         Box::pin(async move {
             match spec {
                 EngineSpec::Demo => {
                     let demo = Demo::new(&req.config);
                     let (session, side) = EngineSession::pair(demo.info());
-                    tokio::spawn(paced::run(demo, req.sink, side));
+                    tokio::spawn(paced::run(pacer, demo, req.sink, side));
                     Ok(session)
                 }
                 EngineSpec::Synthetic { rate_hz, bytes } => {
                     let gen = Synthetic::new(rate_hz, bytes);
                     let (session, side) = EngineSession::pair(gen.info());
-                    tokio::spawn(paced::run(gen, req.sink, side));
+                    tokio::spawn(paced::run(pacer, gen, req.sink, side));
                     Ok(session)
                 }
                 EngineSpec::Unix(_) | EngineSpec::Tcp(_) => Err(EngineError::NotReady),
@@ -108,7 +118,9 @@ impl Engine for BuiltIn {
 /// `external` module once it is wired (they need a listener).
 pub fn built_in(spec: &EngineSpec) -> Option<Arc<dyn Engine>> {
     match spec {
-        EngineSpec::Demo | EngineSpec::Synthetic { .. } => Some(Arc::new(BuiltIn(spec.clone()))),
+        EngineSpec::Demo | EngineSpec::Synthetic { .. } => {
+            Some(Arc::new(BuiltIn::new(spec.clone())))
+        }
         _ => None,
     }
 }

@@ -34,7 +34,7 @@ async fn a_panicking_session_start_releases_its_seat_and_the_server_goes_on() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let engine = Arc::new(Panicky(BuiltIn(EngineSpec::Demo)));
+    let engine = Arc::new(Panicky(BuiltIn::new(EngineSpec::Demo)));
     let server = Server::new(Config::default(), engine, None, shutdown.clone()).unwrap();
     let serving = tokio::spawn(server.serve(listener));
 

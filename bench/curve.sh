@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The scale curve (issue 17): N sessions of 10 slices/s of 1 KiB against
+# seatkeeper and, in the same run, against the plain tokio-tungstenite peer
+# (bench/peers tt-peer) on the same load. The server is pinned to CPU 0 and
+# `seatkeeper load` (one thread) to CPU 1, so the figures are the server's.
+#
+#   bench/curve.sh [N ...]        (default: 100 1000 2000 5000 10000)
+#   CURVE_SECS=15 CURVE_PEERS="seatkeeper tt-peer" bench/curve.sh 2000
+#
+# Appends one JSON object per (server, N) to bench/results/curve.json.
+# Loopback only; every run is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(100 1000 2000 5000 10000)
+secs=${CURVE_SECS:-15}
+peers=${CURVE_PEERS:-"seatkeeper tt-peer"}
+# CURVE_BIN: another seatkeeper build to measure (an A/B of one change).
+[ -n "${CURVE_BIN:-}" ] || cargo build --release -q -p seatkeeper -p seatkeeper-bench
+bin=${CURVE_BIN:-target/release/seatkeeper}
+tt=target/release/tt-peer
+out=${CURVE_OUT:-bench/results/curve.json}
+mkdir -p bench/results
+port=18700
+hz=$(getconf CLK_TCK)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+for n in "${sizes[@]}"; do
+  for peer in $peers; do
+    port=$((port + 1))
+    seats=$((n + 100))
+    if [ "$peer" = seatkeeper ]; then
+      taskset -c 0 "$bin" serve --listen "127.0.0.1:$port" --seats "$seats" --max-connections 19500 \
+        --engine synthetic:10:1024 2>"bench/results/curve-$peer-$n.log" &
+    else
+      taskset -c 0 "$tt" --listen "127.0.0.1:$port" --seats "$seats" \
+        --engine synthetic:10:1024 2>"bench/results/curve-$peer-$n.log" &
+    fi
+    srv=$!
+    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/sessions" >/dev/null && break; sleep 0.1; done
+    rss0=$(rss_kb $srv)
+    taskset -c 1 "$bin" load --url "ws://127.0.0.1:$port/ws" --sessions "$n" --duration-s "$secs" \
+      --connect-concurrency 500 --bye false >"bench/results/curve-load-$peer-$n.json" 2>/dev/null &
+    load=$!
+    # Steady state: the middle third of the run, after every session connected.
+    sleep $((secs / 3))
+    t0=$(cpu_ticks $srv); l0=$(cpu_ticks $load)
+    sleep $((secs / 3))
+    t1=$(cpu_ticks $srv); l1=$(cpu_ticks $load); rss=$(rss_kb $srv)
+    export LOAD_TICKS="$l0 $l1"
+    wait $load || true
+    kill $srv; wait $srv 2>/dev/null || true
+    python3 - "$peer" "$n" "$secs" "$rss0" "$rss" "$t0" "$t1" "$hz" \
+      "bench/results/curve-load-$peer-$n.json" "$bin" >>"$out" <<'PY'
+import json, os, sys
+peer, n, secs, rss0, rss, t0, t1, hz, load = sys.argv[1:10]
+n, secs = int(n), int(secs)
+window = secs // 3
+r = json.load(open(load))
+cpu_s = (int(t1) - int(t0)) / int(hz)
+lat = r["latency"]
+print(json.dumps({
+    "server": peer, "binary": sys.argv[-1], "sessions": n, "ready": r["ready"],
+    "server_cores": round(cpu_s / window, 3),
+    # The load generator's own CPU: near 1.0 means it, not the server, set the pace.
+    "load_cores": round((lambda a, b: (int(b) - int(a)) / int(hz) / window)(*os.environ["LOAD_TICKS"].split()), 3),
+    "cpu_us_per_slice": round(cpu_s / window / max(r["slices_per_s"], 1) * 1e6, 2),
+    "rss_mib": round(int(rss) / 1024, 1),
+    "rss_per_session_kib": round((int(rss) - int(rss0)) / n, 1),
+    "delivered": round(r["slices_per_s"] * r["elapsed_s"] / (n * 10 * secs), 3),
+    "slices_per_s": round(r["slices_per_s"]),
+    "p50_late_ms": lat["p50_us"] / 1000 if lat["p50_us"] is not None else None,
+    "p99_late_ms": lat["p99_us"] / 1000 if lat["p99_us"] is not None else None,
+    "dropped": r["dropped"], "ended_early": r["ended_early"],
+}))
+PY
+    tail -1 "$out"
+  done
+done
