@@ -6,7 +6,7 @@ and GET /sessions.
 
 Keepalive is the library's default (ping every 20 s, close when no pong 20 s
 later). With --watchdog it also runs the contract's send-stall watchdog,
-written from CONTRACT.md's description: a thread samples every session's
+written from the README's description ("How dead clients are reaped"): a thread samples every session's
 socket every --interval-ms (SIOCOUTQ via fcntl.ioctl, TCP_INFO via
 getsockopt, struct-unpacked) and reaps a session whose send queue stays
 above zero while tcpi_bytes_acked does not advance and the queue does not
