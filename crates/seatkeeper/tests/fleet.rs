@@ -185,6 +185,10 @@ async fn readyz_is_503_while_the_only_seat_is_reserved_by_an_unredeemed_claim() 
         busy.is_some(),
         "/readyz stayed 200 with its only seat reserved"
     );
+    let (_, body) = p.get("/readyz").await.unwrap();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["seats"]["reserved"], 1, "{body}");
+    assert_eq!(body["seats"]["held"], 0, "{body}");
     assert_eq!(
         p.get("/readyz/pool").await.unwrap().0,
         200,

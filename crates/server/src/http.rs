@@ -189,7 +189,12 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     let ready = app.ready();
     let body = Json(json!({
         "ready": ready,
-        "seats": {"total": seats.total, "held": seats.held},
+        "seats": {
+            "total": seats.total,
+            "held": seats.held,
+            // Unredeemed pool claims: free here, promised to someone.
+            "reserved": app.admission.as_ref().map_or(0, |a| a.reserved()),
+        },
         "engine_ready": app.engine.is_ready(),
         "admission_ready": app.admission.as_ref().map(|a| a.ready()),
     }));
