@@ -11,7 +11,7 @@
 //! the connection begins waiting for the request (accept, or the previous
 //! response), the same moment hyper's header timer starts.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     body::{Body, Bytes},
@@ -177,11 +177,6 @@ fn closing(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp.into_response()
-}
-
-/// The deadline of a request whose connection began waiting at `since`.
-pub(crate) fn deadline(since: Instant, timeout: Duration) -> Deadline {
-    Deadline(since + timeout)
 }
 
 #[cfg(test)]

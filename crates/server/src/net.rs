@@ -241,7 +241,7 @@ pub(crate) fn service(
         let since = *waiting_since.lock().unwrap_or_else(|e| e.into_inner());
         let ext = req.extensions_mut();
         ext.insert(listener);
-        ext.insert(access::deadline(since, timeout));
+        ext.insert(access::Deadline(since + timeout));
         if let Some(info) = &info {
             ext.insert(info.clone());
         }

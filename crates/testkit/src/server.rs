@@ -64,7 +64,6 @@ impl Server {
                 std::process::id(),
                 addr.port()
             ));
-            let file = std::fs::File::create(&log).expect("log file");
             let admin: Option<SocketAddr> = (!args.contains(&"--admin-listen")).then(|| {
                 format!("127.0.0.1:{}", free_port())
                     .parse()
@@ -73,31 +72,15 @@ impl Server {
             let admin_args = admin
                 .map(|a| vec!["--admin-listen".to_owned(), a.to_string()])
                 .unwrap_or_default();
-            let child = Command::new(bin)
-                .arg("serve")
+            let mut cmd = Command::new(bin);
+            cmd.arg("serve")
                 .arg("--listen")
                 .arg(addr.to_string())
                 .args(&admin_args)
                 .args(args)
-                .envs(env.iter().copied())
-                .env("SEATKEEPER_LOG", "info,seatkeeper_server=debug")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(file)
-                .kill_on_drop(true)
-                .spawn()
-                .expect("spawn seatkeeper");
-            let mut server = Self {
-                child,
-                addr,
-                admin,
-                log,
-            };
-            let up = wait_until(Duration::from_secs(10), || async {
-                server.get("/healthz").await.ok().filter(|(s, _)| *s == 200)
-            })
-            .await;
-            if up.is_some() {
+                .envs(env.iter().copied());
+            let mut server = Self::launch(cmd, addr, admin, log);
+            if server.came_up().await {
                 return server;
             }
             if server.child.try_wait().ok().flatten().is_none() {
@@ -110,7 +93,16 @@ impl Server {
 
     /// Spawns a prepared `serve` command (a namespace's `ip netns exec …`)
     /// with its stderr in `log`, and waits for `/healthz` at `addr`.
-    pub async fn spawn(mut cmd: Command, addr: SocketAddr, log: PathBuf) -> Self {
+    pub async fn spawn(cmd: Command, addr: SocketAddr, log: PathBuf) -> Self {
+        let mut server = Self::launch(cmd, addr, None, log);
+        if !server.came_up().await || server.child.try_wait().ok().flatten().is_some() {
+            panic!("seatkeeper did not come up: {}", server.log_text());
+        }
+        server
+    }
+
+    /// Starts `cmd` with the test log filter and its stderr in `log`.
+    fn launch(mut cmd: Command, addr: SocketAddr, admin: Option<SocketAddr>, log: PathBuf) -> Self {
         let file = std::fs::File::create(&log).expect("log file");
         let child = cmd
             .env("SEATKEEPER_LOG", "info,seatkeeper_server=debug")
@@ -120,20 +112,21 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn seatkeeper");
-        let mut server = Self {
+        Self {
             child,
             addr,
-            admin: None,
+            admin,
             log,
-        };
-        let up = wait_until(Duration::from_secs(10), || async {
-            server.get("/healthz").await.ok().filter(|(s, _)| *s == 200)
-        })
-        .await;
-        if up.is_none() || server.child.try_wait().ok().flatten().is_some() {
-            panic!("seatkeeper did not come up: {}", server.log_text());
         }
-        server
+    }
+
+    /// Whether `/healthz` answers 200 within 10 s.
+    async fn came_up(&self) -> bool {
+        wait_until(Duration::from_secs(10), || async {
+            self.get("/healthz").await.ok().filter(|(s, _)| *s == 200)
+        })
+        .await
+        .is_some()
     }
 
     /// The WebSocket URL.

@@ -14,6 +14,19 @@ struct TestHooks {
     reaped: AtomicBool,
 }
 
+impl TestHooks {
+    /// Hooks with no pings out, and the receiver of their reap evidence.
+    fn new() -> (Arc<Self>, mpsc::Receiver<Evidence>) {
+        let (tx, rx) = mpsc::channel();
+        let hooks = Arc::new(Self {
+            pings: Pings::default(),
+            tx: Mutex::new(tx),
+            reaped: AtomicBool::new(false),
+        });
+        (hooks, rx)
+    }
+}
+
 impl Hooks for TestHooks {
     fn pings(&self) -> &Pings {
         &self.pings
@@ -37,12 +50,7 @@ fn a_peer_that_stops_reading_is_reaped_and_its_blocked_writer_released() {
         },
     )
     .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let hooks = Arc::new(TestHooks {
-        pings: Pings::default(),
-        tx: Mutex::new(tx),
-        reaped: AtomicBool::new(false),
-    });
+    let (hooks, rx) = TestHooks::new();
     let handle = Arc::new(SocketHandle::new(server.as_raw_fd()));
     let _watch = sampler.watch(Arc::clone(&handle), hooks);
     // The writer blocks once both buffers are full; the reap must free it.
@@ -103,12 +111,7 @@ fn the_pong_clock_starts_when_the_peer_acknowledges_the_ping() {
         },
     )
     .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let hooks = Arc::new(TestHooks {
-        pings: Pings::default(),
-        tx: Mutex::new(tx),
-        reaped: AtomicBool::new(false),
-    });
+    let (hooks, rx) = TestHooks::new();
     // The "ping" is the last byte written so far.
     let written_at = Instant::now();
     hooks.pings.written(1, handle.bytes_written(), written_at);
