@@ -144,7 +144,7 @@ async fn evict(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response 
     };
     match session.request_end(EndRequest::Evict) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(()) => json_error(
+        Err(_) => json_error(
             StatusCode::CONFLICT,
             "already_ending",
             "the session is already ending for another reason",

@@ -1,103 +1,71 @@
 //! A session: the unit that holds a seat, owns an engine session and
 //! outlives any one connection (resume).
 //!
-//! [`Session`] is the shared part: the outbox, the attached connection, the
-//! figures `/sessions` shows. [`run`] is the session's task: it owns the
-//! seat, the engine session and the lease, and decides when the session
-//! ends. Connections (see [`conn`]) report to it through a bounded channel.
+//! [`Session`] is the shared part: the outbox, the lifecycle [`Machine`]
+//! (which connection is attached, whether the session waits for a resume
+//! or has ended), the figures `/sessions` shows. The session's task (see
+//! [`task`]) owns the seat, the engine session and the lease, feeds the
+//! machine what happens and carries out what it says. Connections (see
+//! [`conn`]) report to the task through a bounded channel.
 //!
 //! # Layout
+//! - [`machine`]: the lifecycle as a pure state machine.
+//! - [`task`]: the session task that drives it.
 //! - [`outbox`]: the pure send policy (window, drops, coalescing).
 //! - [`conn`]: one WebSocket connection's reader and writer.
+//! - `goodbye`: how a connection is left (close handshake, reset).
 
 pub mod conn;
 pub(crate) mod goodbye;
+pub(crate) mod machine;
 pub mod outbox;
+pub(crate) mod task;
 
 use std::{
-    any::Any,
-    panic::AssertUnwindSafe,
     sync::{
-        atomic::{AtomicU64, AtomicU8, Ordering::Relaxed},
+        atomic::{AtomicU64, Ordering::Relaxed},
         Arc, Mutex, MutexGuard, OnceLock,
     },
     time::Duration,
 };
 
-use bytes::Bytes;
-use futures_util::FutureExt;
-use seatkeeper_engine::{
-    stats::SessionStats, Control, EngineError, EngineSession, Progress, Slice, SliceSink,
-};
-use seatkeeper_liveness::Reason;
-use seatkeeper_protocol::{close, messages::Stats, ClientMsg, ServerMsg};
+use seatkeeper_engine::{stats::SessionStats, Progress, Slice, SliceSink};
+use seatkeeper_protocol::{messages::Stats, ClientMsg, ServerMsg};
 use serde_json::{json, Map, Value};
-use tokio::{
-    sync::{mpsc, Notify},
-    time::{interval, sleep_until, Instant, MissedTickBehavior},
-};
-use tracing::{info, warn};
+use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::{app::App, ids, metrics::EndReason, registry::Seat};
+use crate::{app::App, ids};
 use conn::{Conn, ConnEnd};
+pub(crate) use machine::{AlreadyEnding, EndRequest};
+pub use machine::{Closed, State};
+use machine::{Link, Machine};
 use outbox::{Outbox, Overflow};
-
-/// Session states as `/sessions` shows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum State {
-    /// A connection is attached and slices flow.
-    Streaming = 0,
-    /// The connection was lost; waiting for a resume.
-    Detached = 1,
-    /// The session is ending.
-    Closing = 2,
-}
-
-impl State {
-    fn name(v: u8) -> &'static str {
-        match v {
-            0 => "streaming",
-            1 => "detached",
-            _ => "closing",
-        }
-    }
-}
+pub(crate) use task::{run_guarded, Owned};
 
 /// Events for the session task.
-#[derive(Debug)]
 pub enum Event {
     /// Knobs for the engine.
     Params(Map<String, Value>),
     /// A connection finished.
     ConnEnded(u64, ConnEnd),
-    /// A connection was attached (fresh or resumed).
-    Attached(u64),
-}
-
-/// A request to end the session from outside its task. Unlike an event it
-/// cannot be lost to a full channel: the first one is kept in a slot and
-/// the task is woken for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EndRequest {
-    /// An admin ended the session.
-    Evict,
-    /// A `bye` came through the control bus.
-    Bye,
-    /// Undroppable messages piled past the outbox's bound.
-    Overflow,
+    /// A connection asks to be attached (see [`Session::attach`]).
+    Attach {
+        /// The connection.
+        conn: Arc<Conn>,
+        /// The token it presented, for a resume.
+        resume: Option<String>,
+        /// Answered with the writer generation, or dropped if refused.
+        reply: oneshot::Sender<Result<u64, Closed>>,
+    },
 }
 
 /// Capacity of a session's event channel.
 const EVENTS: usize = 64;
-/// Shortest time between two `progress` reports to the engine.
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-struct Slot {
-    conn: Option<Arc<Conn>>,
-    closed: bool,
-    /// The first request to end the session, until the task takes it.
-    end: Option<EndRequest>,
+impl Link for Arc<Conn> {
+    fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 /// The shared half of a session.
@@ -113,8 +81,8 @@ pub struct Session {
     outbox: Mutex<Outbox>,
     /// Wakes the attached connection's writer.
     pub(crate) wake: Notify,
-    slot: Mutex<Slot>,
-    state: AtomicU8,
+    /// The lifecycle. Stepped by the session task only; read by anyone.
+    machine: Mutex<Machine<Arc<Conn>>>,
     resumes: AtomicU64,
     rtt_us: AtomicU64,
     /// Slices the engine produced (pushed, sent or not).
@@ -124,8 +92,9 @@ pub struct Session {
     /// The engine's latest `stats` for this session.
     pub(crate) engine_stats: OnceLock<SessionStats>,
     events: mpsc::Sender<Event>,
-    /// Wakes the task for a request in `slot.end` (a stored permit if the
-    /// task is busy, so no request is missed).
+    /// Wakes the task for a request left in the machine (a stored permit
+    /// if the task is busy, so no request is missed; unlike an event it
+    /// cannot be lost to a full channel).
     end_requested: Notify,
     app: Arc<App>,
 }
@@ -133,10 +102,6 @@ pub struct Session {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-/// Why an attach did not happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Closed;
 
 impl Session {
     /// A new session and the receiver of its events.
@@ -152,12 +117,7 @@ impl Session {
             engine_info: Mutex::new(Value::Null),
             outbox: Mutex::new(Outbox::new(app.config.window, app.config.outbox)),
             wake: Notify::new(),
-            slot: Mutex::new(Slot {
-                conn: None,
-                closed: false,
-                end: None,
-            }),
-            state: AtomicU8::new(State::Streaming as u8),
+            machine: Mutex::new(Machine::new(app.config.resume_window)),
             resumes: AtomicU64::new(0),
             rtt_us: AtomicU64::new(u64::MAX),
             produced: AtomicU64::new(0),
@@ -174,18 +134,28 @@ impl Session {
         lock(&self.outbox)
     }
 
-    /// Attaches `conn`, sends it `ready` first, and returns the connection
-    /// it replaced (a takeover) and the writer generation for `conn`.
-    pub(crate) fn attach(
+    /// Asks the session task to attach `conn`: a fresh session's first
+    /// connection (`resume: None`) or a resume with the token presented.
+    /// Returns the writer generation for `conn`; `Closed` when the session
+    /// has ended or the token is not its current one.
+    pub(crate) async fn attach(
         &self,
         conn: &Arc<Conn>,
-        resumed: bool,
-    ) -> Result<(u64, Option<Arc<Conn>>), Closed> {
-        let mut slot = lock(&self.slot);
-        if slot.closed {
-            return Err(Closed);
-        }
-        let token = ids::token();
+        resume: Option<String>,
+    ) -> Result<u64, Closed> {
+        let (reply, answer) = oneshot::channel();
+        let asked = Event::Attach {
+            conn: Arc::clone(conn),
+            resume,
+            reply,
+        };
+        self.events.send(asked).await.map_err(|_| Closed)?;
+        answer.await.unwrap_or(Err(Closed))
+    }
+
+    /// Carries out an accepted attach: the new token, a new writer
+    /// generation with `ready` first in it.
+    fn attached(&self, token: String, resumed: bool) -> u64 {
         self.app.registry.set_token(&self.id, &token);
         let ready = ServerMsg::Ready {
             session_id: self.id.clone(),
@@ -201,38 +171,20 @@ impl Session {
                 .expect("an attached outbox has room");
             generation
         };
-        let old = slot.conn.replace(Arc::clone(conn));
-        self.state.store(State::Streaming as u8, Relaxed);
         if resumed {
             self.resumes.fetch_add(1, Relaxed);
         }
-        drop(slot);
         self.wake.notify_one();
-        Ok((generation, old))
+        generation
     }
 
-    /// Detaches `conn_id` if it is still the attached connection.
-    fn detach(&self, conn_id: u64) -> bool {
-        let mut slot = lock(&self.slot);
-        if slot.conn.as_ref().is_some_and(|c| c.id == conn_id) {
-            slot.conn = None;
-            self.state.store(State::Detached as u8, Relaxed);
-            true
-        } else {
-            false
-        }
-    }
-
-    fn is_current(&self, conn_id: u64) -> bool {
-        lock(&self.slot)
-            .conn
-            .as_ref()
-            .is_some_and(|c| c.id == conn_id)
+    fn machine(&self) -> MutexGuard<'_, Machine<Arc<Conn>>> {
+        lock(&self.machine)
     }
 
     /// The attached connection, if any.
     pub(crate) fn conn(&self) -> Option<Arc<Conn>> {
-        lock(&self.slot).conn.clone()
+        self.machine().conn().cloned()
     }
 
     /// Queues a control message for the client; on overflow the session ends.
@@ -247,25 +199,16 @@ impl Session {
     }
 
     /// Asks the session task to end the session. `Ok` when this request
-    /// will be the session's end; `Err` when it is already ending.
-    pub(crate) fn request_end(&self, why: EndRequest) -> Result<(), ()> {
-        let mut slot = lock(&self.slot);
-        if slot.closed || slot.end.is_some() {
-            return Err(());
-        }
-        slot.end = Some(why);
-        drop(slot);
+    /// will be the session's end.
+    pub(crate) fn request_end(&self, why: EndRequest) -> Result<(), AlreadyEnding> {
+        self.machine().request(why)?;
         self.end_requested.notify_one();
         Ok(())
     }
 
-    fn take_end_request(&self) -> Option<EndRequest> {
-        lock(&self.slot).end.take()
-    }
-
     /// Whether the session waits for a resume.
     pub fn is_detached(&self) -> bool {
-        self.state.load(Relaxed) == State::Detached as u8
+        self.machine().state() == State::Detached
     }
 
     /// Records a pong's round trip.
@@ -353,7 +296,7 @@ impl Session {
         let mut v = json!({
             "id": self.id,
             "client_id": self.client_id,
-            "state": State::name(self.state.load(Relaxed)),
+            "state": self.machine().state().name(),
             "started_at_ms": self.started_at_ms,
             "slices_sent": stats.slices_sent,
             "slices_dropped": stats.slices_dropped,
@@ -424,286 +367,5 @@ impl SliceSink for Sink {
                 let _ = s.request_end(EndRequest::Overflow);
             }
         }
-    }
-}
-
-/// How a session ended.
-#[derive(Debug, Clone)]
-pub(crate) enum End {
-    Bye,
-    ClientClose,
-    Reaped(Reason),
-    Lost,
-    Expired,
-    Evicted,
-    Violation,
-    Overflow,
-    Engine(EngineError),
-    Shutdown,
-}
-
-impl End {
-    /// Metrics label.
-    fn label(&self) -> EndReason {
-        match self {
-            Self::Bye => EndReason::Bye,
-            Self::ClientClose => EndReason::ClientClose,
-            Self::Reaped(_) => EndReason::Reaped,
-            Self::Lost => EndReason::Lost,
-            Self::Expired => EndReason::Expired,
-            Self::Evicted => EndReason::Evicted,
-            Self::Violation => EndReason::Violation,
-            Self::Overflow => EndReason::Overflow,
-            Self::Engine(_) => EndReason::Engine,
-            Self::Shutdown => EndReason::Shutdown,
-        }
-    }
-
-    /// The reason the engine is told in `session_end`.
-    fn engine_reason(&self) -> String {
-        match self {
-            Self::Reaped(r) => format!("reaped:{}", r.as_str()),
-            Self::Engine(e) => format!("engine:{}", e.code()),
-            other => other.label().as_str().to_owned(),
-        }
-    }
-
-    /// What the attached connection (if any) is told on the way out.
-    fn farewell(&self) -> Option<ConnEnd> {
-        let server = |code, error: Option<ServerMsg>, reason: &str| {
-            Some(ConnEnd::Server {
-                code,
-                reason: reason.to_owned(),
-                error,
-            })
-        };
-        match self {
-            Self::Evicted => server(
-                close::NORMAL,
-                Some(ServerMsg::error(
-                    "evicted",
-                    "an operator ended this session",
-                )),
-                "evicted",
-            ),
-            Self::Overflow => server(
-                close::POLICY,
-                Some(ServerMsg::error(
-                    "too_far_behind",
-                    "the client fell so far behind that undroppable messages piled up",
-                )),
-                "too far behind",
-            ),
-            // A client's flood is the client's fault (1008), not the engine's.
-            Self::Engine(e) => server(
-                if e.is_client_fault() {
-                    close::POLICY
-                } else {
-                    close::INTERNAL
-                },
-                Some(ServerMsg::error(e.code(), e.to_string())),
-                e.code(),
-            ),
-            Self::Shutdown => server(close::GOING_AWAY, None, "server shutting down"),
-            Self::Expired => server(close::NORMAL, None, "resume window expired"),
-            // The connection already ended (or is ending on its own terms).
-            _ => None,
-        }
-    }
-}
-
-/// What the session task owns: dropping any of it ends the session's hold.
-pub(crate) struct Owned {
-    pub seat: Seat,
-    pub engine: EngineSession,
-    /// The pool lease (pool mode), dropped with the session.
-    pub lease: Option<Box<dyn Any + Send>>,
-}
-
-/// The session task, guarded: if it panics, its seat is released by the
-/// unwinding (the seat guard is owned by the task) and its connection is
-/// closed with 1011 rather than left attached to nothing.
-pub(crate) async fn run_guarded(
-    session: Arc<Session>,
-    events: mpsc::Receiver<Event>,
-    owned: Owned,
-) {
-    let ran = AssertUnwindSafe(run(Arc::clone(&session), events, owned))
-        .catch_unwind()
-        .await;
-    if ran.is_err() {
-        tracing::error!(session_id = %session.id, "session task panicked; session ended");
-        session.app.metrics.ended(EndReason::Internal);
-        let conn = {
-            let mut slot = lock(&session.slot);
-            slot.closed = true;
-            slot.conn.take()
-        };
-        if let Some(conn) = conn {
-            conn.finish(ConnEnd::Server {
-                code: close::INTERNAL,
-                reason: "internal error".into(),
-                error: Some(ServerMsg::error(
-                    "internal",
-                    "the session failed inside the server",
-                )),
-            });
-        }
-        session.app.seat_released();
-    }
-}
-
-/// The session task.
-async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Owned) {
-    let Owned {
-        seat,
-        mut engine,
-        lease,
-    } = owned;
-    let app = Arc::clone(&session.app);
-    let cfg = &app.config;
-    let mut ping = interval(cfg.ping_interval);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut stats = interval(cfg.stats_interval);
-    stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut detached_until: Option<Instant> = None;
-    let mut detached_at: Option<Instant> = None;
-    let mut progress = interval(PROGRESS_EVERY);
-    progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // Nothing to report before the first slice is sent.
-    let mut last_progress = session.progress();
-
-    let end = loop {
-        tokio::select! {
-            _ = app.shutdown.cancelled() => break End::Shutdown,
-            err = engine.failed() => break End::Engine(err),
-            ev = events.recv() => match ev {
-                None => break End::Lost, // unreachable: the session holds a sender
-                Some(Event::Params(p)) => {
-                    if let Err(e) = engine.control(Control::Params(p)) {
-                        break End::Engine(e);
-                    }
-                }
-                Some(Event::Attached(_)) => {
-                    if let Some(at) = detached_at.take() {
-                        info!(session_id = %session.id, detached_ms = at.elapsed().as_millis() as u64, "detached session resumed");
-                    }
-                    if detached_until.take().is_some() {
-                        let _ = engine.control(Control::Resumed);
-                    }
-                    let _ = engine.control(Control::Keyframe);
-                }
-                Some(Event::ConnEnded(id, how)) => {
-                    if !session.is_current(id) {
-                        continue; // replaced by a resume: old news
-                    }
-                    match how {
-                        ConnEnd::Lost(_) | ConnEnd::Reaped(seatkeeper_liveness::Evidence { reason: Reason::PeerClose, .. }) => {
-                            match cfg.resume_window {
-                                Some(w) if session.detach(id) => {
-                                    log_detached(&session.id, &how, w);
-                                    detached_at = Some(Instant::now());
-                                    detached_until = Some(Instant::now() + w);
-                                    let resume_window_ms = w.as_millis().try_into().unwrap_or(u64::MAX);
-                                    if let Err(e) = engine.control(Control::Detached { resume_window_ms }) {
-                                        break End::Engine(e);
-                                    }
-                                }
-                                _ => break match how {
-                                    ConnEnd::Reaped(ev) => End::Reaped(ev.reason),
-                                    _ => End::Lost,
-                                },
-                            }
-                        }
-                        ConnEnd::Reaped(ev) => break End::Reaped(ev.reason),
-                        ConnEnd::PeerClosed(_) => break End::ClientClose,
-                        ConnEnd::Bye => break End::Bye,
-                        ConnEnd::Violation { .. } => break End::Violation,
-                        ConnEnd::Replaced | ConnEnd::Server { .. } => {}
-                    }
-                }
-            },
-            _ = session.end_requested.notified() => match session.take_end_request() {
-                Some(EndRequest::Evict) => break End::Evicted,
-                Some(EndRequest::Bye) => break End::Bye,
-                Some(EndRequest::Overflow) => break End::Overflow,
-                None => {}
-            },
-            _ = ping.tick(), if detached_until.is_none() => {
-                if let Some(conn) = session.conn() {
-                    session.outbox().set_ping(Bytes::copy_from_slice(&conn.ping_payload()));
-                    session.wake.notify_one();
-                }
-            }
-            _ = progress.tick(), if detached_until.is_none() && engine.wants_progress() => {
-                let now = session.progress();
-                if now != last_progress {
-                    last_progress = now;
-                    let _ = engine.control(Control::Progress(now));
-                }
-            }
-            _ = stats.tick(), if detached_until.is_none() => {
-                let text = ServerMsg::Stats(session.stats()).to_json();
-                session.outbox().set_stats(text);
-                session.wake.notify_one();
-            }
-            _ = sleep_until(detached_until.unwrap_or_else(Instant::now)), if detached_until.is_some() => {
-                info!(session_id = %session.id, detached_ms = detached_at.map_or(0, |t| t.elapsed().as_millis() as u64), "no resume within the window: session expired");
-                break End::Expired;
-            }
-        }
-    };
-
-    // Close the slot first: no resume can attach from here on.
-    let conn = {
-        let mut slot = lock(&session.slot);
-        slot.closed = true;
-        slot.conn.take()
-    };
-    session.state.store(State::Closing as u8, Relaxed);
-    if let (Some(conn), Some(farewell)) = (conn.as_ref(), end.farewell()) {
-        conn.finish(farewell);
-    } else if let (Some(conn), End::Bye) = (conn.as_ref(), &end) {
-        // A `bye` from the control bus: close the client's connection too.
-        conn.finish(ConnEnd::Bye);
-    }
-    let reason = end.engine_reason();
-    engine.end(&reason);
-    app.metrics.ended(end.label());
-    let c = session.outbox().counters();
-    match &end {
-        End::Engine(_) | End::Overflow => {
-            warn!(session_id = %session.id, reason = %reason, slices_sent = c.slices_sent, slices_dropped = c.slices_dropped, "session ended")
-        }
-        _ => {
-            info!(session_id = %session.id, reason = %reason, slices_sent = c.slices_sent, slices_dropped = c.slices_dropped, "session ended")
-        }
-    }
-    // Release: the seat (and the listing, and the token) go together.
-    drop(seat);
-    drop(lease);
-    app.seat_released();
-}
-
-/// The log line of a lost transport, with what was seen of the loss.
-fn log_detached(session_id: &str, how: &ConnEnd, window: Duration) {
-    let window_s = window.as_secs_f64();
-    match how {
-        ConnEnd::Reaped(ev) => info!(
-            session_id,
-            window_s,
-            evidence = ev.reason.as_str(),
-            tcp_state = ev.tcp_state.map(|s| s.name()),
-            error = ev.error.as_deref(),
-            queue_bytes = ev.queue_bytes,
-            "transport lost; waiting for a resume"
-        ),
-        ConnEnd::Lost(why) => info!(
-            session_id,
-            window_s,
-            evidence = %why,
-            "transport lost; waiting for a resume"
-        ),
-        _ => info!(session_id, window_s, "transport lost; waiting for a resume"),
     }
 }

@@ -218,15 +218,7 @@ async fn admit(mut ws: Ws, app: Arc<App>, info: ConnInfo) {
     if let Some(token) = hello.resume.as_deref() {
         if let Some(session) = app.registry.redeem(token) {
             let conn = Conn::new(&app, &session.id, info.peer, Arc::clone(&info.socket));
-            if let Ok((generation, old)) = session.attach(&conn, true) {
-                app.metrics.resumes.fetch_add(1, Relaxed);
-                if let Some(old) = old {
-                    app.metrics.takeovers.fetch_add(1, Relaxed);
-                    old.finish(ConnEnd::Replaced);
-                    info!(session_id = %session.id, peer = %info.peer, old_peer = %old.peer, "session taken over by a resume");
-                } else {
-                    info!(session_id = %session.id, peer = %info.peer, "session resumed");
-                }
+            if let Ok(generation) = session.attach(&conn, Some(token.to_owned())).await {
                 conn::run(ws, session, conn, generation).await;
                 return;
             }
@@ -317,10 +309,6 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
     let _ = session.engine_stats.set(engine.stats());
     seat.bind(Arc::clone(&session));
     app.metrics.sessions_started.fetch_add(1, Relaxed);
-    let conn = Conn::new(&app, &session.id, info.peer, Arc::clone(&info.socket));
-    let Ok((generation, _)) = session.attach(&conn, false) else {
-        return; // unreachable: nothing can close a session before its task runs
-    };
     info!(session_id = %session.id, peer = %info.peer, client_id = session.client_id.as_deref(), "session started");
     app.tracker.spawn(session::run_guarded(
         Arc::clone(&session),
@@ -331,7 +319,21 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
             lease,
         },
     ));
-    conn::run(ws, session, conn, generation).await;
+    let conn = Conn::new(&app, &session.id, info.peer, Arc::clone(&info.socket));
+    match session.attach(&conn, None).await {
+        Ok(generation) => conn::run(ws, session, conn, generation).await,
+        // The session ended before its first connection was attached (a
+        // shutdown, the engine failing at once).
+        Err(_) if app.shutdown.is_cancelled() => going_away(ws, &app, &info).await,
+        Err(_) => {
+            let end = violation(
+                close::INTERNAL,
+                "internal",
+                "the session ended before it began",
+            );
+            refuse_with(ws, &app, &info, end).await
+        }
+    }
 }
 
 /// Closes a connection whose session never began because the server is

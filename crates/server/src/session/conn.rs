@@ -303,7 +303,6 @@ pub(crate) async fn run(ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generati
 async fn run_attached(ws: Ws, session: &Arc<Session>, conn: &Arc<Conn>, generation: u64) {
     let app = Arc::clone(&session.app);
     let watch = app.sampler.watch(Arc::clone(&conn.socket), conn.clone());
-    let _ = session.events().send(Event::Attached(conn.id)).await;
     let (sink, mut stream) = ws.split();
     let mut writer = tokio::spawn(write_loop(
         sink,
