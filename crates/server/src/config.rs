@@ -5,8 +5,6 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use seatkeeper_protocol::messages::Window;
 
-use crate::session::outbox::Limits;
-
 /// Server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -26,7 +24,7 @@ pub struct Config {
     /// The flow-control window announced in `ready`.
     pub window: Window,
     /// Per-session outbox bounds.
-    pub outbox: Limits,
+    pub outbox: OutboxLimits,
     /// Bearer token for admin routes on either listener; without it the
     /// public port refuses admin routes (`403 admin_disabled`).
     pub admin_token: Option<String>,
@@ -62,7 +60,7 @@ impl Default for Config {
             pong_timeout: Some(Duration::from_secs(20)),
             resume_window: Some(Duration::from_secs(5)),
             window: DEFAULT_WINDOW,
-            outbox: Limits::default(),
+            outbox: OutboxLimits::default(),
             admin_token: None,
             admin_listen: None,
             hello_timeout: Duration::from_secs(10),
@@ -203,4 +201,22 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     Err(format!(
         "{s:?} is not an address: use IP:PORT, [IPv6]:PORT or localhost:PORT"
     ))
+}
+
+/// Queue bounds for one session's outbox (see `session::outbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Most control messages waiting to be written.
+    pub control: usize,
+    /// Most non-droppable slices waiting for the window.
+    pub nondroppable: usize,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        Self {
+            control: 256,
+            nondroppable: 256,
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`config`]: the validated configuration (every bound and timeout).
-//! - [`app`]: shared state, and the [`Admission`] hook the pool plugs into.
+//! - [`app`]: shared state (what sessions share, plus what routes need).
+//! - [`admission`]: the [`Admission`] hook the pool plugs into.
 //! - [`registry`]: seats, sessions and resume tokens under one lock.
 //! - [`session`]: a session's shared state and task, its outbox and its
 //!   connections.
@@ -23,6 +24,7 @@
 
 mod access;
 pub mod admin;
+pub mod admission;
 pub mod app;
 pub mod config;
 mod http;

@@ -11,11 +11,8 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use crate::session::Session;
-
-#[derive(Default)]
-struct Inner {
-    sessions: HashMap<String, Arc<Session>>,
+struct Inner<S> {
+    sessions: HashMap<String, Arc<S>>,
     /// Resume token → session id. Only the newest token of a session is here.
     tokens: HashMap<String, String>,
     /// Session id → its current token, to retire it without a scan.
@@ -24,16 +21,29 @@ struct Inner {
     reserved: u32,
 }
 
-/// The seat and session registry.
-pub struct Registry {
+impl<S> Default for Inner<S> {
+    fn default() -> Self {
+        Self {
+            sessions: HashMap::new(),
+            tokens: HashMap::new(),
+            token_of: HashMap::new(),
+            reserved: 0,
+        }
+    }
+}
+
+/// The seat and session registry. Generic over what a session is, so it
+/// knows nothing of sessions but their ids (and the server's modules import
+/// one way: the session uses the registry, never the reverse).
+pub struct Registry<S> {
     total: u32,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<S>>,
 }
 
 /// A held seat. Dropping it releases the seat (and removes its session).
 #[must_use = "dropping a Seat releases it"]
-pub struct Seat {
-    registry: Arc<Registry>,
+pub struct Seat<S> {
+    registry: Arc<Registry<S>>,
     session: Option<String>,
 }
 
@@ -46,7 +56,7 @@ pub struct SeatCount {
     pub held: u32,
 }
 
-impl Registry {
+impl<S> Registry<S> {
     /// A registry with `total` seats.
     pub fn new(total: u32) -> Arc<Self> {
         Arc::new(Self {
@@ -55,12 +65,12 @@ impl Registry {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner<S>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes a free seat, if there is one.
-    pub fn try_reserve(self: &Arc<Self>) -> Option<Seat> {
+    pub fn try_reserve(self: &Arc<Self>) -> Option<Seat<S>> {
         let mut inner = self.lock();
         if inner.sessions.len() as u32 + inner.reserved >= self.total {
             return None;
@@ -82,7 +92,7 @@ impl Registry {
     }
 
     /// Live sessions (in no particular order) and the seat figures, read together.
-    pub fn snapshot(&self) -> (SeatCount, Vec<Arc<Session>>) {
+    pub fn snapshot(&self) -> (SeatCount, Vec<Arc<S>>) {
         let inner = self.lock();
         let count = SeatCount {
             total: self.total,
@@ -92,7 +102,7 @@ impl Registry {
     }
 
     /// One session by id.
-    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+    pub fn get(&self, id: &str) -> Option<Arc<S>> {
         self.lock().sessions.get(id).cloned()
     }
 
@@ -113,7 +123,7 @@ impl Registry {
     }
 
     /// Spends a resume token: the session it names, once.
-    pub fn redeem(&self, token: &str) -> Option<Arc<Session>> {
+    pub fn redeem(&self, token: &str) -> Option<Arc<S>> {
         let mut inner = self.lock();
         let id = inner.tokens.remove(token)?;
         inner.token_of.remove(&id);
@@ -121,17 +131,17 @@ impl Registry {
     }
 }
 
-impl Seat {
+impl<S> Seat<S> {
     /// Binds the reserved seat to its session, which becomes listed.
-    pub fn bind(&mut self, session: Arc<Session>) {
+    pub fn bind(&mut self, id: &str, session: Arc<S>) {
         let mut inner = self.registry.lock();
         inner.reserved -= 1;
-        self.session = Some(session.id.clone());
-        inner.sessions.insert(session.id.clone(), session);
+        self.session = Some(id.to_owned());
+        inner.sessions.insert(id.to_owned(), session);
     }
 }
 
-impl Drop for Seat {
+impl<S> Drop for Seat<S> {
     fn drop(&mut self) {
         let mut inner = self.registry.lock();
         match self.session.take() {

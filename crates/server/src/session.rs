@@ -14,11 +14,13 @@
 //! - [`outbox`]: the pure send policy (window, drops, coalescing).
 //! - [`conn`]: one WebSocket connection's reader and writer.
 //! - `goodbye`: how a connection is left (close handshake, reset).
+//! - [`shared`]: what sessions share with the rest of the server.
 
 pub mod conn;
 pub(crate) mod goodbye;
 pub(crate) mod machine;
 pub mod outbox;
+pub mod shared;
 pub(crate) mod task;
 
 use std::{
@@ -34,12 +36,13 @@ use seatkeeper_protocol::{messages::Stats, ClientMsg, ServerMsg};
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::{app::App, ids};
+use crate::ids;
 use conn::{Conn, ConnEnd};
 pub(crate) use machine::{AlreadyEnding, EndRequest};
 pub use machine::{Closed, State};
 use machine::{Link, Machine};
 use outbox::{Outbox, Overflow};
+use shared::Shared;
 pub(crate) use task::{run_guarded, Owned};
 
 /// Events for the session task.
@@ -96,7 +99,7 @@ pub struct Session {
     /// if the task is busy, so no request is missed; unlike an event it
     /// cannot be lost to a full channel).
     end_requested: Notify,
-    app: Arc<App>,
+    app: Arc<Shared>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,7 +109,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Session {
     /// A new session and the receiver of its events.
     pub(crate) fn new(
-        app: &Arc<App>,
+        app: &Arc<Shared>,
         client_id: Option<String>,
     ) -> (Arc<Self>, mpsc::Receiver<Event>) {
         let (tx, rx) = mpsc::channel(EVENTS);

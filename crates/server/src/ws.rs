@@ -217,7 +217,12 @@ async fn admit(mut ws: Ws, app: Arc<App>, info: ConnInfo) {
 
     if let Some(token) = hello.resume.as_deref() {
         if let Some(session) = app.registry.redeem(token) {
-            let conn = Conn::new(&app, &session.id, info.peer, Arc::clone(&info.socket));
+            let conn = Conn::new(
+                app.shared(),
+                &session.id,
+                info.peer,
+                Arc::clone(&info.socket),
+            );
             if let Ok(generation) = session.attach(&conn, Some(token.to_owned())).await {
                 conn::run(ws, session, conn, generation).await;
                 return;
@@ -275,7 +280,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
         };
         return refuse(ws, &app, &info, Some(busy), close::BUSY, "busy").await;
     };
-    let (session, events) = Session::new(&app, hello.client_id);
+    let (session, events) = Session::new(app.shared(), hello.client_id);
     let opened = app
         .engine
         .open(OpenRequest {
@@ -307,7 +312,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = engine.info.clone();
     let _ = session.engine_stats.set(engine.stats());
-    seat.bind(Arc::clone(&session));
+    seat.bind(&session.id, Arc::clone(&session));
     app.metrics.sessions_started.fetch_add(1, Relaxed);
     info!(session_id = %session.id, peer = %info.peer, client_id = session.client_id.as_deref(), "session started");
     app.tracker.spawn(session::run_guarded(
@@ -319,7 +324,12 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
             lease,
         },
     ));
-    let conn = Conn::new(&app, &session.id, info.peer, Arc::clone(&info.socket));
+    let conn = Conn::new(
+        app.shared(),
+        &session.id,
+        info.peer,
+        Arc::clone(&info.socket),
+    );
     match session.attach(&conn, None).await {
         Ok(generation) => conn::run(ws, session, conn, generation).await,
         // The session ended before its first connection was attached (a

@@ -26,12 +26,13 @@ use tokio_tungstenite::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
+use super::shared::Shared;
 use super::{
     goodbye::{self, Goodbye},
     outbox::Item,
     Event, Session,
 };
-use crate::{app::App, write_through::WriteThrough};
+use crate::write_through::WriteThrough;
 
 /// The WebSocket type of a connection.
 pub type Ws = WebSocketStream<WriteThrough<TokioIo<hyper::upgrade::Upgraded>>>;
@@ -121,7 +122,7 @@ pub struct Conn {
     end: Mutex<Option<ConnEnd>>,
     /// What the sampler said last (for the operator's page).
     observed: Mutex<Observed>,
-    app: Arc<App>,
+    app: Arc<Shared>,
 }
 
 /// The sampler's last word on a connection: which rule is counting, and
@@ -138,7 +139,7 @@ pub(crate) struct Observed {
 impl Conn {
     /// A connection about to be attached to `session_id`.
     pub(crate) fn new(
-        app: &Arc<App>,
+        app: &Arc<Shared>,
         session_id: &str,
         peer: SocketAddr,
         socket: Arc<SocketHandle>,

@@ -24,23 +24,7 @@ use seatkeeper_protocol::{
     slice::{SliceHeader, FLAG_DROPPABLE, FLAG_KEYFRAME},
 };
 
-/// Queue bounds for one session's outbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Most control messages waiting to be written.
-    pub control: usize,
-    /// Most non-droppable slices waiting for the window.
-    pub nondroppable: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            control: 256,
-            nondroppable: 256,
-        }
-    }
-}
+pub use crate::config::OutboxLimits as Limits;
 
 /// The client fell so far behind that non-droppable messages piled up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,7 +33,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// What the session task owns: dropping any of it ends the session's hold.
 pub(crate) struct Owned {
-    pub seat: Seat,
+    pub seat: Seat<Session>,
     pub engine: EngineSession,
     /// The pool lease (pool mode), dropped with the session.
     pub lease: Option<Box<dyn Any + Send>>,
