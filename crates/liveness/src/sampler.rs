@@ -115,6 +115,19 @@ impl State {
 struct Registry {
     entries: HashMap<u64, Arc<Entry>>,
     next_id: u64,
+    /// Bumped on every insert and removal, so a sweep copies the registry
+    /// only when it changed.
+    version: u64,
+}
+
+/// A sweep's copy of the registry, kept from sweep to sweep while the
+/// registry does not change (most sweeps skip most looks, and copying
+/// every `Arc` each time would then be much of a sweep's cost). A removed
+/// entry lingers here until the next sweep at most.
+#[derive(Default)]
+pub struct Batch {
+    entries: Vec<(u64, Arc<Entry>)>,
+    version: Option<u64>,
 }
 
 /// Sweep figures, for metrics and benchmarks.
@@ -182,7 +195,9 @@ pub struct Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        lock(&self.shared.registry).entries.remove(&self.id);
+        let mut reg = lock(&self.shared.registry);
+        reg.entries.remove(&self.id);
+        reg.version += 1;
     }
 }
 
@@ -231,6 +246,7 @@ impl Sampler {
         let mut reg = lock(&self.shared.registry);
         let id = reg.next_id;
         reg.next_id += 1;
+        reg.version += 1;
         reg.entries.insert(id, entry);
         Watch {
             shared: Arc::clone(&self.shared),
@@ -258,14 +274,15 @@ impl Sampler {
         self.shared.max_gap
     }
 
-    /// Runs one sweep now on the calling thread (benchmarks).
-    pub fn sweep_now(&self) {
-        sweep(&self.shared, &mut Vec::new());
+    /// Runs one sweep now on the calling thread (benchmarks); keep `batch`
+    /// from sweep to sweep, as the sampler thread does.
+    pub fn sweep_now(&self, batch: &mut Batch) {
+        sweep(&self.shared, batch);
     }
 }
 
 fn run(shared: &Shared) {
-    let mut batch = Vec::new();
+    let mut batch = Batch::default();
     let mut next = Instant::now() + shared.interval;
     loop {
         {
@@ -295,29 +312,32 @@ fn run(shared: &Shared) {
     }
 }
 
-fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
+fn sweep(shared: &Shared, batch: &mut Batch) {
     let started = Instant::now();
     let cpu_started = sys::thread_cpu_time();
-    batch.clear();
-    batch.extend(
-        lock(&shared.registry)
-            .entries
-            .iter()
-            .map(|(id, e)| (*id, Arc::clone(e))),
-    );
+    {
+        let reg = lock(&shared.registry);
+        if batch.version != Some(reg.version) {
+            batch.entries.clear();
+            batch
+                .entries
+                .extend(reg.entries.iter().map(|(id, e)| (*id, Arc::clone(e))));
+            batch.version = Some(reg.version);
+        }
+    }
     let mut reaped = Vec::new();
     // One clock reading per sweep: a sweep is milliseconds long, far inside
     // any grace window.
     let now = Instant::now();
     let (mut looks, mut exempted) = (0u64, 0u64);
-    for (id, entry) in batch.iter() {
+    for (id, entry) in batch.entries.iter() {
         if entry.socket.is_closing() {
             continue;
         }
         let signals = Signals {
             progress: entry.socket.progress(),
             written: entry.socket.bytes_written(),
-            pings_pending: entry.hooks.pings().pending() > 0,
+            pings_pending: entry.hooks.pings().any_pending(),
         };
         let turn = lock(&entry.state).turn(
             now,
@@ -355,9 +375,9 @@ fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
         for id in reaped {
             reg.entries.remove(&id);
         }
+        reg.version += 1;
     }
-    let n = batch.len() as u64;
-    batch.clear();
+    let n = batch.entries.len() as u64;
     let took = started.elapsed().as_nanos() as u64;
     let s = &shared.stats;
     s.sweeps.fetch_add(1, Ordering::Relaxed);
