@@ -119,6 +119,18 @@ impl Detector {
         }
     }
 
+    /// The send queue is known to be still empty at `now` without a new
+    /// sample: the last sample saw it empty and the owner has handed the
+    /// socket no byte since (the queue grows only by writes). Restarts the
+    /// stall window as a sample would have, so a sweep that skipped the
+    /// kernel look (see [`crate::doubt`]) never counts as stall time; does
+    /// nothing unless the last sample saw an empty queue.
+    pub fn still_empty(&mut self, now: Instant) {
+        if matches!(self.last, Some((0, _))) {
+            self.progress_at = now;
+        }
+    }
+
     /// Judges one observation taken at `now`.
     pub fn observe(&mut self, now: Instant, obs: &Observation) -> Verdict {
         if let (Some(timeout), Some(ping)) = (self.config.pong_timeout, obs.ping) {

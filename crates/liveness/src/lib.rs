@@ -17,9 +17,12 @@
 //! - [`pings`]: where each ping ends in the stream, and when the peer's TCP
 //!   acknowledged it (the pong clock).
 //! - [`detector`]: samples in, verdict out; no clock, no I/O.
+//! - [`doubt`]: which sockets a sweep must ask the kernel about, and which
+//!   it may skip (their clients keep up); no clock, no I/O.
 //! - [`sampler`]: the sweeping thread and its registry.
 
 pub mod detector;
+pub mod doubt;
 pub mod pings;
 pub mod sampler;
 pub mod socket;

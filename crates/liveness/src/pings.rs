@@ -22,7 +22,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -125,23 +128,38 @@ impl PingLedger {
 /// reader (pongs) and the sampler thread (acknowledgements). The lock is
 /// held for a few instructions and never across I/O.
 #[derive(Debug, Default)]
-pub struct Pings(Mutex<PingLedger>);
+pub struct Pings {
+    ledger: Mutex<PingLedger>,
+    /// Whether any ping is unanswered, kept with the ledger, so the
+    /// sweep's skip rule reads it without the lock.
+    any: AtomicBool,
+}
 
 impl Pings {
     fn lock(&self) -> std::sync::MutexGuard<'_, PingLedger> {
         // Every update leaves the ledger consistent; a panic elsewhere
         // cannot tear it.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// See [`PingLedger::written`].
     pub fn written(&self, id: u64, end_offset: u64, at: Instant) {
-        self.lock().written(id, end_offset, at);
+        let mut ledger = self.lock();
+        ledger.written(id, end_offset, at);
+        self.any.store(!ledger.is_empty(), Ordering::Release);
     }
 
     /// See [`PingLedger::answered`].
     pub fn answered(&self, id: u64) -> bool {
-        self.lock().answered(id)
+        let mut ledger = self.lock();
+        let answered = ledger.answered(id);
+        self.any.store(!ledger.is_empty(), Ordering::Release);
+        answered
+    }
+
+    /// Whether any ping is unanswered (without taking the ledger's lock).
+    pub fn any_pending(&self) -> bool {
+        self.any.load(Ordering::Acquire)
     }
 
     /// See [`PingLedger::acknowledged`].

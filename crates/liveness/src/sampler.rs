@@ -6,6 +6,11 @@
 //! so registering or dropping a watch never waits for a sweep. On a reap the
 //! sampler tells the owner through [`Hooks::on_reap`] and then aborts the
 //! socket itself (reset, shutdown); the owner's writer need not cooperate.
+//!
+//! A sweep asks the kernel only about sockets in doubt: one whose client
+//! keeps up (an ack or a pong arrived since the previous sweep, nothing
+//! waits to be written, no ping out) is skipped for up to a bounded number
+//! of sweeps; [`crate::doubt`] has the rule and why it never loses a reap.
 
 use std::{
     collections::HashMap,
@@ -19,6 +24,7 @@ use std::{
 
 use crate::{
     detector::{Detector, DetectorConfig, Observation, Verdict},
+    doubt::{self, Doubt, Plan, Signals},
     pings::Pings,
     socket::SocketHandle,
     sys, Evidence,
@@ -42,13 +48,86 @@ struct Entry {
     socket: Arc<SocketHandle>,
     hooks: Arc<dyn Hooks>,
     /// Touched by the sampler thread only; the mutex makes the entry `Sync`.
-    detector: Mutex<Detector>,
+    state: Mutex<State>,
+}
+
+/// One socket's detector and skip rule.
+pub(crate) struct State {
+    pub(crate) detector: Detector,
+    pub(crate) doubt: Doubt,
+}
+
+/// What one socket's turn in a sweep came to.
+#[derive(Debug)]
+pub(crate) enum Turn {
+    /// Not in doubt: no kernel look.
+    Skipped,
+    /// Looked at, and already closed by its owner.
+    Closed,
+    /// Looked at and judged.
+    Judged(Verdict),
+}
+
+impl State {
+    /// One socket's turn at `now`, I/O left to `sample` (the kernel look),
+    /// so tests drive it with simulated sockets and time.
+    pub(crate) fn turn(
+        &mut self,
+        now: Instant,
+        max_gap: u32,
+        pong_rule: bool,
+        signals: Signals,
+        pings: &Pings,
+        sample: impl FnOnce() -> Result<crate::Sample, crate::SampleError>,
+    ) -> Turn {
+        match self.doubt.plan(max_gap, signals) {
+            Plan::Look => {}
+            Plan::Skip => return Turn::Skipped,
+            Plan::SkipEmpty => {
+                self.detector.still_empty(now);
+                return Turn::Skipped;
+            }
+        }
+        let sample = sample();
+        let bytes_acked = match &sample {
+            Ok(s) => s.bytes_acked,
+            Err(_) => None,
+        };
+        // Off Linux (or on a kernel without the count) a ping counts from
+        // its write. A closed socket's pings are not looked at.
+        let ping = match (&sample, pong_rule) {
+            (Ok(_) | Err(crate::SampleError::Unsupported), true) => {
+                pings.acknowledged(now, bytes_acked)
+            }
+            _ => None,
+        };
+        let obs = Observation { sample, ping };
+        if matches!(obs.sample, Err(crate::SampleError::Closed)) {
+            return Turn::Closed;
+        }
+        let verdict = self.detector.observe(now, &obs);
+        self.doubt.looked(&verdict, &obs.sample, signals.written);
+        Turn::Judged(verdict)
+    }
 }
 
 #[derive(Default)]
 struct Registry {
     entries: HashMap<u64, Arc<Entry>>,
     next_id: u64,
+    /// Bumped on every insert and removal, so a sweep copies the registry
+    /// only when it changed.
+    version: u64,
+}
+
+/// A sweep's copy of the registry, kept from sweep to sweep while the
+/// registry does not change (most sweeps skip most looks, and copying
+/// every `Arc` each time would then be much of a sweep's cost). A removed
+/// entry lingers here until the next sweep at most.
+#[derive(Default)]
+pub struct Batch {
+    entries: Vec<(u64, Arc<Entry>)>,
+    version: Option<u64>,
 }
 
 /// Sweep figures, for metrics and benchmarks.
@@ -56,8 +135,18 @@ struct Registry {
 pub struct SamplerStats {
     /// Completed sweeps.
     pub sweeps: AtomicU64,
-    /// Sockets sampled over all sweeps.
+    /// Sockets swept over all sweeps, looked at or skipped (so sweep time
+    /// divided by this is the cost per socket per sweep).
     pub samples: AtomicU64,
+    /// Kernel looks over all sweeps (sockets in doubt).
+    pub looks: AtomicU64,
+    /// Looks skipped over all sweeps (clients that kept up; see
+    /// [`crate::doubt`]).
+    pub exempted: AtomicU64,
+    /// Kernel looks in the last sweep.
+    pub last_sweep_looks: AtomicU64,
+    /// Looks skipped in the last sweep.
+    pub last_sweep_exempted: AtomicU64,
     /// Duration of the last sweep, nanoseconds.
     pub last_sweep_ns: AtomicU64,
     /// Sockets in the last sweep.
@@ -76,6 +165,8 @@ struct Shared {
     stats: SamplerStats,
     interval: Duration,
     config: DetectorConfig,
+    /// Most sweeps between two looks at one socket ([`doubt::max_gap`]).
+    max_gap: u32,
 }
 
 /// The sampler: a handle on the sweeping thread. The thread stops when
@@ -104,7 +195,9 @@ pub struct Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        lock(&self.shared.registry).entries.remove(&self.id);
+        let mut reg = lock(&self.shared.registry);
+        reg.entries.remove(&self.id);
+        reg.version += 1;
     }
 }
 
@@ -128,6 +221,7 @@ impl Sampler {
             stats: SamplerStats::default(),
             interval,
             config,
+            max_gap: doubt::max_gap(interval, config.grace),
         });
         let thread_shared = Arc::clone(&shared);
         thread::Builder::new()
@@ -144,11 +238,15 @@ impl Sampler {
         let entry = Arc::new(Entry {
             socket,
             hooks,
-            detector: Mutex::new(Detector::new(self.shared.config, Instant::now())),
+            state: Mutex::new(State {
+                detector: Detector::new(self.shared.config, Instant::now()),
+                doubt: Doubt::default(),
+            }),
         });
         let mut reg = lock(&self.shared.registry);
         let id = reg.next_id;
         reg.next_id += 1;
+        reg.version += 1;
         reg.entries.insert(id, entry);
         Watch {
             shared: Arc::clone(&self.shared),
@@ -171,14 +269,20 @@ impl Sampler {
         self.shared.interval
     }
 
-    /// Runs one sweep now on the calling thread (benchmarks).
-    pub fn sweep_now(&self) {
-        sweep(&self.shared, &mut Vec::new());
+    /// Most sweeps a socket goes without a kernel look.
+    pub fn max_gap(&self) -> u32 {
+        self.shared.max_gap
+    }
+
+    /// Runs one sweep now on the calling thread (benchmarks); keep `batch`
+    /// from sweep to sweep, as the sampler thread does.
+    pub fn sweep_now(&self, batch: &mut Batch) {
+        sweep(&self.shared, batch);
     }
 }
 
 fn run(shared: &Shared) {
-    let mut batch = Vec::new();
+    let mut batch = Batch::default();
     let mut next = Instant::now() + shared.interval;
     loop {
         {
@@ -208,42 +312,55 @@ fn run(shared: &Shared) {
     }
 }
 
-fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
+fn sweep(shared: &Shared, batch: &mut Batch) {
     let started = Instant::now();
     let cpu_started = sys::thread_cpu_time();
-    batch.clear();
-    batch.extend(
-        lock(&shared.registry)
-            .entries
-            .iter()
-            .map(|(id, e)| (*id, Arc::clone(e))),
-    );
+    {
+        let reg = lock(&shared.registry);
+        if batch.version != Some(reg.version) {
+            batch.entries.clear();
+            batch
+                .entries
+                .extend(reg.entries.iter().map(|(id, e)| (*id, Arc::clone(e))));
+            batch.version = Some(reg.version);
+        }
+    }
     let mut reaped = Vec::new();
     // One clock reading per sweep: a sweep is milliseconds long, far inside
     // any grace window.
     let now = Instant::now();
-    for (id, entry) in batch.iter() {
+    let (mut looks, mut exempted) = (0u64, 0u64);
+    for (id, entry) in batch.entries.iter() {
         if entry.socket.is_closing() {
             continue;
         }
-        let sample = entry.socket.sample();
-        let bytes_acked = match &sample {
-            Ok(s) => s.bytes_acked,
-            Err(_) => None,
+        let signals = Signals {
+            progress: entry.socket.progress(),
+            written: entry.socket.bytes_written(),
+            pings_pending: entry.hooks.pings().any_pending(),
         };
-        // Off Linux (or on a kernel without the count) a ping counts from
-        // its write. A closed socket's pings are not looked at.
-        let ping = match (&sample, shared.config.pong_timeout) {
-            (Ok(_) | Err(crate::SampleError::Unsupported), Some(_)) => {
-                entry.hooks.pings().acknowledged(now, bytes_acked)
+        let turn = lock(&entry.state).turn(
+            now,
+            shared.max_gap,
+            shared.config.pong_timeout.is_some(),
+            signals,
+            entry.hooks.pings(),
+            || entry.socket.sample(),
+        );
+        let verdict = match turn {
+            Turn::Skipped => {
+                exempted += 1;
+                continue;
             }
-            _ => None,
+            Turn::Closed => {
+                looks += 1;
+                continue; // the owner is tearing it down
+            }
+            Turn::Judged(v) => {
+                looks += 1;
+                v
+            }
         };
-        let obs = Observation { sample, ping };
-        if matches!(obs.sample, Err(crate::SampleError::Closed)) {
-            continue; // the owner is tearing it down
-        }
-        let verdict = lock(&entry.detector).observe(now, &obs);
         entry.hooks.observed(&verdict);
         if let Verdict::Reap(evidence) = verdict {
             reaped.push(*id);
@@ -258,13 +375,17 @@ fn sweep(shared: &Shared, batch: &mut Vec<(u64, Arc<Entry>)>) {
         for id in reaped {
             reg.entries.remove(&id);
         }
+        reg.version += 1;
     }
-    let n = batch.len() as u64;
-    batch.clear();
+    let n = batch.entries.len() as u64;
     let took = started.elapsed().as_nanos() as u64;
     let s = &shared.stats;
     s.sweeps.fetch_add(1, Ordering::Relaxed);
     s.samples.fetch_add(n, Ordering::Relaxed);
+    s.looks.fetch_add(looks, Ordering::Relaxed);
+    s.exempted.fetch_add(exempted, Ordering::Relaxed);
+    s.last_sweep_looks.store(looks, Ordering::Relaxed);
+    s.last_sweep_exempted.store(exempted, Ordering::Relaxed);
     s.last_sweep_ns.store(took, Ordering::Relaxed);
     s.last_sweep_sockets.store(n, Ordering::Relaxed);
     s.sweep_ns_total.fetch_add(took, Ordering::Relaxed);

@@ -28,6 +28,9 @@ pub struct SocketHandle {
     /// Bytes the socket took from its owner since the connection started:
     /// the stream offset that `tcpi_bytes_acked` is compared with.
     written: AtomicU64,
+    /// Bumped by the owner each time the client shows it is reading (an
+    /// ack or a pong arrived); lets the sampler skip a look, never reap.
+    progress: AtomicU64,
 }
 
 /// Proof that the handle is retired; close the socket while holding it.
@@ -43,6 +46,7 @@ impl SocketHandle {
             closing: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             written: AtomicU64::new(0),
+            progress: AtomicU64::new(0),
         }
     }
 
@@ -85,6 +89,18 @@ impl SocketHandle {
     /// [`count_written`](Self::count_written)).
     pub fn bytes_written(&self) -> u64 {
         self.written.load(Ordering::Acquire)
+    }
+
+    /// The client showed it reads: the owner read an ack or a pong from it.
+    /// The sampler may then skip a kernel look (see [`crate::doubt`]); the
+    /// mark is never evidence for a verdict.
+    pub fn mark_progress(&self) {
+        self.progress.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times [`mark_progress`](Self::mark_progress) was called.
+    pub fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
     }
 
     /// Whether [`abort`](Self::abort) ran.

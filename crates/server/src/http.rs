@@ -131,6 +131,8 @@ async fn admin_state(State(app): State<Arc<App>>) -> Json<Value> {
             "sockets": st.last_sweep_sockets.load(Relaxed),
             "last_sweep_us": st.last_sweep_ns.load(Relaxed) / 1000,
             "sweeps": st.sweeps.load(Relaxed),
+            "last_sweep_looks": st.last_sweep_looks.load(Relaxed),
+            "last_sweep_exempt": st.last_sweep_exempted.load(Relaxed),
         },
         "sessions": list,
         "reaps": app.recent_reaps.list(),

@@ -273,8 +273,28 @@ pub static FAMILIES: &[Family] = &[
     ),
     counter(
         "seatkeeper_watchdog_samples_total",
-        "Socket samples taken by the watchdog.",
+        "Sockets swept by the watchdog, looked at or exempt.",
         |v, _| int(&v.sweeps.samples),
+    ),
+    counter(
+        "seatkeeper_watchdog_looks_total",
+        "Kernel looks (TCP_INFO) at sockets in doubt.",
+        |v, _| int(&v.sweeps.looks),
+    ),
+    counter(
+        "seatkeeper_watchdog_exempt_total",
+        "Looks skipped: the client kept up (an ack or pong since the last sweep, nothing waiting).",
+        |v, _| int(&v.sweeps.exempted),
+    ),
+    gauge(
+        "seatkeeper_watchdog_last_sweep_looks",
+        "Kernel looks in the last sweep.",
+        |v, _| int(&v.sweeps.last_sweep_looks),
+    ),
+    gauge(
+        "seatkeeper_watchdog_last_sweep_exempt",
+        "Looks skipped in the last sweep.",
+        |v, _| int(&v.sweeps.last_sweep_exempted),
     ),
     counter(
         "seatkeeper_watchdog_sweep_seconds_total",

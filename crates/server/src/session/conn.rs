@@ -393,7 +393,13 @@ async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &
                     conn.finish(ConnEnd::Bye);
                     return;
                 }
-                Ok(m) => session.client_message(m).await,
+                Ok(m) => {
+                    // The client reads: the watchdog may skip a look (never a verdict).
+                    if matches!(m, ClientMsg::Ack { .. }) {
+                        conn.socket.mark_progress();
+                    }
+                    session.client_message(m).await
+                }
                 Err(e) if e.is_fatal() => {
                     app.metrics.messages_refused.fetch_add(1, Relaxed);
                     conn.finish(violation(close::INVALID_PAYLOAD, e.code(), e.to_string()));
@@ -414,6 +420,7 @@ async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &
                 return;
             }
             Message::Pong(p) => {
+                conn.socket.mark_progress();
                 if let Some(rtt) = conn.pong(&p) {
                     session.set_rtt(rtt);
                 }

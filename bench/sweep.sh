@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Watchdog sweep cost under load, two builds side by side in one run: N
+# sessions of 10 slices/s of 1 KiB (`seatkeeper load`, acks coalesced within
+# 10 ms), the server pinned to CPU 0 and the load to CPU 1, default watchdog
+# settings (sweeps every 500 ms, 30 s grace). Figures from /metrics over the
+# middle third of each run.
+#
+#   SWEEP_BEFORE=/path/to/old/seatkeeper bench/sweep.sh [N ...]   (default: 10000 19000)
+#   SWEEP_SECS=30 (run length)   SWEEP_AFTER=target/release/seatkeeper
+#
+# Appends one JSON object per (build, N) to bench/results/sweep.json.
+# Loopback only; every run is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(10000 19000)
+secs=${SWEEP_SECS:-30}
+after=${SWEEP_AFTER:-target/release/seatkeeper}
+builds=("after=$after")
+[ -n "${SWEEP_BEFORE:-}" ] && builds=("before=$SWEEP_BEFORE" "${builds[@]}")
+out=${SWEEP_OUT:-bench/results/sweep.json}
+mkdir -p bench/results
+port=18900
+
+metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+snap() {
+  for k in sweeps_total samples_total sweep_cpu_seconds_total sweep_seconds_total looks_total exempt_total; do
+    v=$(metric "seatkeeper_watchdog_$k"); printf '%s ' "${v:-0}"
+  done
+}
+
+for n in "${sizes[@]}"; do
+  for b in "${builds[@]}"; do
+    name=${b%%=*}; bin=${b#*=}
+    port=$((port + 1))
+    taskset -c 0 "$bin" serve --listen "127.0.0.1:$port" --seats $((n + 100)) --max-connections 19500 \
+      --engine synthetic:10:1024 2>"bench/results/sweep-$name-$n.log" &
+    srv=$!
+    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+    taskset -c 1 "$bin" load --url "ws://127.0.0.1:$port/ws" --sessions "$n" --duration-s "$secs" \
+      --connect-concurrency 500 --bye false >"bench/results/sweep-load-$name-$n.json" 2>/dev/null &
+    load=$!
+    sleep $((secs / 3)); a=$(snap)
+    sleep $((secs / 3)); z=$(snap)
+    wait $load || true
+    kill $srv; wait $srv 2>/dev/null || true
+    python3 - "$name" "$n" "$a" "$z" "bench/results/sweep-load-$name-$n.json" >>"$out" <<'PY'
+import json, sys
+name, n, a, z, load = sys.argv[1:]
+a, z = [float(x) for x in a.split()], [float(x) for x in z.split()]
+d = [y - x for x, y in zip(a, z)]
+sweeps, swept, cpu, wall, looks, exempt = d
+r = json.load(open(load))
+print(json.dumps({
+    "build": name, "sessions": int(n), "ready": r["ready"],
+    "delivered_per_s": round(r["slices_per_s"] / (int(n) * 10), 3),
+    "p99_late_ms": r["latency"]["p99_us"] / 1000 if r["latency"]["p99_us"] is not None else None,
+    "sweeps": int(sweeps),
+    "sockets_per_sweep": round(swept / sweeps) if sweeps else None,
+    "cpu_us_per_socket_per_sweep": round(cpu / swept * 1e6, 3) if swept else None,
+    "sweep_cpu_ms": round(cpu / sweeps * 1e3, 2) if sweeps else None,
+    "sweep_wall_ms": round(wall / sweeps * 1e3, 2) if sweeps else None,
+    "looked_share": round(looks / swept, 3) if swept and looks + exempt else None,
+}))
+PY
+    tail -1 "$out"
+  done
+done
