@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use seatkeeper_testkit::{
-    redis::RedisServer, sentinel::SentinelSet, server::http, wait_until, Server,
+    http::http, redis::RedisServer, sentinel::SentinelSet, wait_until, Server,
 };
 use serde_json::Value;
 use tokio::process::Command;

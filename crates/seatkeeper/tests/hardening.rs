@@ -72,9 +72,7 @@ async fn expect_closed(
 
 /// What to send (a tiny enum so the cases read as a table).
 mod futures_like {
-    use futures_util::SinkExt;
-    use seatkeeper_testkit::Client;
-    use tokio_tungstenite::tungstenite::Message;
+    use seatkeeper_testkit::{ws::frame, Client};
 
     pub(crate) enum Send {
         Text(String),
@@ -86,17 +84,15 @@ mod futures_like {
         pub(crate) async fn run(self, c: &mut Client) {
             match self {
                 Send::Text(t) => c.send_text(&t).await,
-                Send::Binary => {
-                    c.ws.send(Message::binary(vec![1u8, 2, 3]))
-                        .await
-                        .expect("send")
-                }
+                Send::Binary => c
+                    .inner()
+                    .send_frame(frame::BINARY, &[1, 2, 3])
+                    .await
+                    .expect("send"),
                 Send::Many(n) => {
                     for i in 0..n {
-                        if c.ws
-                            .send(Message::text(format!(
-                                r#"{{"type":"ack","seq":0,"n":{i}}}"#
-                            )))
+                        if c.inner()
+                            .send_text(&format!(r#"{{"type":"ack","seq":0,"n":{i}}}"#))
                             .await
                             .is_err()
                         {
@@ -179,7 +175,7 @@ async fn unknown_types_and_bad_fields_are_answered_and_the_connection_kept() {
                     got = Some(v["code"].as_str().unwrap().to_owned());
                     break;
                 }
-                Some(Event::Slice(h, _)) => c.send(json!({"type": "ack", "seq": h.seq})).await,
+                Some(Event::Slice(h, ..)) => c.send(json!({"type": "ack", "seq": h.seq})).await,
                 Some(Event::Text(_)) => {}
                 other => panic!("{msg}: connection ended: {other:?}"),
             }

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use seatkeeper_testkit::http::{exchange_on, http};
 use tokio_rustls::{
     rustls::{ClientConfig, RootCertStore},
     TlsConnector,
@@ -67,19 +67,17 @@ async fn wss_and_https_on_the_one_port() {
         .unwrap();
     let tls = connector(&c.der);
     let name = ServerName::try_from("localhost").unwrap();
-    let mut body = String::new();
+    let mut healthz = None;
     for _ in 0..100 {
         if let Ok(tcp) = tokio::net::TcpStream::connect(&listen).await {
-            let mut s = tls.connect(name.clone(), tcp).await.expect("TLS handshake");
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .await
-                .unwrap();
-            s.read_to_string(&mut body).await.ok();
+            let s = tls.connect(name.clone(), tcp).await.expect("TLS handshake");
+            let get = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+            healthz = Some(exchange_on(s, get).await);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(matches!(healthz, Some(Ok((200, _)))), "{healthz:?}");
 
     let tcp = tokio::net::TcpStream::connect(&listen).await.unwrap();
     let stream = tls.connect(name, tcp).await.unwrap();
@@ -104,8 +102,7 @@ async fn wss_and_https_on_the_one_port() {
     assert_eq!(slice[0], 1, "a slice frame, version 1");
 
     // Plain HTTP on the TLS port is not served.
-    let plain =
-        seatkeeper_testkit::server::http(listen.parse().unwrap(), "GET", "/healthz", &[], "").await;
+    let plain = http(listen.parse().unwrap(), "GET", "/healthz", &[], "").await;
     assert!(!matches!(plain, Ok((200, _))), "{plain:?}");
     let _ = child.kill().await;
     let _ = std::fs::remove_dir_all(&c.dir);

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::process::Command;
 
 use crate::{
-    proc::run, redis::RedisServer as Redis, server::http, wait_until, Client, Event, Server,
+    http::http, proc::run, redis::RedisServer as Redis, wait_until, Client, Event, Server,
 };
 
 /// Flags every pod gets unless the test overrides them.
@@ -250,7 +250,7 @@ pub async fn keep_streaming(
     let (mut n, mut last, mut gap) = (0u64, Instant::now(), Duration::ZERO);
     while !stop.load(Ordering::SeqCst) {
         match c.next(Duration::from_secs(3)).await {
-            Some(Event::Slice(h, _)) => {
+            Some(Event::Slice(h, ..)) => {
                 n += 1;
                 gap = gap.max(last.elapsed());
                 last = Instant::now();

@@ -11,6 +11,8 @@ use std::{
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
+use crate::http::http;
+
 /// A running `seatkeeper serve`.
 pub struct Server {
     child: Child,
@@ -228,7 +230,3 @@ impl Server {
             .ok()
     }
 }
-
-/// A minimal HTTP/1.1 client (one request, `Connection: close`), shared
-/// with the chaos tool.
-pub use seatkeeper_chaos::http::http;

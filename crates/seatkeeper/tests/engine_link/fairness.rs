@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use futures_util::SinkExt;
 use seatkeeper_testkit::{Client, Event, Server};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     fake::{Behaviour, FakeEngine},
@@ -20,7 +18,7 @@ pub(crate) async fn flood(c: &mut Client, n: usize, bytes: usize) {
     let blob = "x".repeat(bytes);
     for i in 0..n {
         let msg = json!({"type": "params", "i": i, "blob": blob}).to_string();
-        if c.ws.send(Message::text(msg)).await.is_err() {
+        if c.inner().send_text(&msg).await.is_err() {
             return;
         }
     }

@@ -18,7 +18,7 @@ async fn ack_slices(c: &mut Client, n: usize, buffer_ms: f64) -> u64 {
     let mut last = 0;
     while n as u64 > last {
         match c.next(SOON).await {
-            Some(Event::Slice(h, _)) => {
+            Some(Event::Slice(h, ..)) => {
                 c.send(json!({"type": "ack", "seq": h.seq, "buffer_ms": buffer_ms}))
                     .await;
                 last = h.seq;
