@@ -240,11 +240,11 @@ impl Client {
         }
     }
 
-    /// Like [`until_closed`](Self::until_closed), also returning the `code`
-    /// of every `error` message read on the way; a close frame is answered
+    /// Like [`until_closed`](Self::until_closed), also returning (first)
+    /// the `code` of every `error` message read on the way; a close frame is answered
     /// at once (the WebSocket layer would otherwise send the echo it queued
     /// only on the next read or write).
-    pub async fn errors_until_closed(&mut self, limit: Duration) -> (Option<Event>, Vec<String>) {
+    pub async fn errors_until_closed(&mut self, limit: Duration) -> (Vec<String>, Option<Event>) {
         let end = Instant::now() + limit;
         let mut errors = Vec::new();
         loop {
@@ -258,7 +258,7 @@ impl Client {
                     if let Some(Event::Closed(Some(_))) = end {
                         let _ = self.ws.flush().await;
                     }
-                    return (end, errors);
+                    return (errors, end);
                 }
             }
         }

@@ -53,17 +53,8 @@ async fn expect_closed(
         assert_eq!(c.hello(json!({})).await["type"], "ready");
     }
     send(&mut c).run(&mut c).await;
-    let mut saw = None;
-    let end = loop {
-        match c.next(Duration::from_secs(5)).await {
-            Some(Event::Text(v)) if v["type"] == "error" => {
-                saw = Some(v["code"].as_str().unwrap().to_owned())
-            }
-            Some(Event::Text(_) | Event::Slice(..)) => {}
-            other => break other,
-        }
-    };
-    assert_eq!(saw.as_deref(), Some(err), "error code");
+    let (errors, end) = c.errors_until_closed(Duration::from_secs(5)).await;
+    assert_eq!(errors.last().map(String::as_str), Some(err), "error code");
     assert!(
         matches!(end, Some(Event::Closed(Some(c))) if c == code),
         "expected close {code}, got {end:?}"
@@ -275,15 +266,12 @@ async fn http_hygiene() {
             .0,
         204
     );
-    let mut evicted = false;
-    let end = loop {
-        match c.next(Duration::from_secs(5)).await {
-            Some(Event::Text(v)) if v["type"] == "error" => evicted = v["code"] == "evicted",
-            Some(Event::Text(_) | Event::Slice(..)) => {}
-            other => break other,
-        }
-    };
-    assert!(evicted);
+    let (errors, end) = c.errors_until_closed(Duration::from_secs(5)).await;
+    assert_eq!(
+        errors.last().map(String::as_str),
+        Some("evicted"),
+        "{errors:?}"
+    );
     assert!(matches!(end, Some(Event::Closed(Some(1000)))), "{end:?}");
     assert!(s.wait_released(Duration::from_secs(3)).await.is_some());
     // Past --max-connections, a clear 503.

@@ -145,6 +145,12 @@ impl Client {
         self.inner.until_closed(limit).await
     }
 
+    /// Reads until the connection ends, as [`until_closed`](Self::until_closed);
+    /// returns the `code` of every `error` message on the way, and the end.
+    pub async fn errors_until_closed(&mut self, limit: Duration) -> (Vec<String>, Option<Event>) {
+        self.inner.errors_until_closed(limit).await
+    }
+
     /// Sends a close frame.
     pub async fn close(&mut self, code: u16) {
         self.inner.close(code).await;

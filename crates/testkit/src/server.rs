@@ -33,6 +33,15 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A fresh Unix socket path in the temp dir for `name` (the pid keeps
+/// test binaries running at once apart).
+pub fn socket_path(name: &str) -> String {
+    std::env::temp_dir()
+        .join(format!("seatkeeper-{}-{name}.sock", std::process::id()))
+        .display()
+        .to_string()
+}
+
 /// Polls `check` every 50 ms until it yields `Some` or `limit` passes.
 pub async fn wait_until<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
 where
@@ -177,6 +186,16 @@ impl Server {
     /// `GET /sessions`.
     pub async fn sessions(&self) -> Value {
         self.get_json("/sessions").await
+    }
+
+    /// Whether `/readyz` says 200 within `limit` (an external engine
+    /// connected, not draining).
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        wait_until(limit, || async {
+            (self.get("/readyz").await.ok()?.0 == 200).then_some(())
+        })
+        .await
+        .is_some()
     }
 
     /// Waits until no seat is held; returns how long that took.

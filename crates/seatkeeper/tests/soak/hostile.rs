@@ -46,7 +46,7 @@ pub(crate) async fn flooder(s: Arc<Soak>, mut rng: Rng) {
                 if admitted(&mut w, &s, "flooder").await {
                     let _ = w.write_raw(&burst).await;
                     match w.errors_until_closed(PATIENCE).await {
-                        (Some(Event::Closed(Some(1008))), e)
+                        (e, Some(Event::Closed(Some(1008))))
                             if e.iter().any(|c| c == "rate_limited") =>
                         {
                             s.count("flood_closed_1008")
@@ -170,7 +170,7 @@ pub(crate) async fn garbler(s: Arc<Soak>, mut rng: Rng) {
             let _ = w.send_text(r#"{"type":"bye"}"#).await;
         }
         match w.errors_until_closed(PATIENCE).await {
-            (Some(Event::Closed(got)), _) if got == code.or(Some(1000)) => s.count(name),
+            (_, Some(Event::Closed(got))) if got == code.or(Some(1000)) => s.count(name),
             other => s.fail(format!("{name}: {other:?}")),
         }
         sleep(rng.millis(50, 300)).await;
