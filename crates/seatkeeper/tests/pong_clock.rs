@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use seatkeeper_testkit::{ws::frame, Server};
+use seatkeeper_testkit::{tls::SelfSigned, ws::frame, Server};
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpSocket, TcpStream},
@@ -148,35 +148,20 @@ async fn the_reaped_pings_offset_is_where_the_client_saw_it_end() {
 
 #[tokio::test]
 async fn under_tls_the_offset_counts_tcp_bytes_not_plaintext() {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let dir = std::env::temp_dir().join(format!("seatkeeper-pongtls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let cert = SelfSigned::new("pongtls");
     let port = seatkeeper_testkit::server::free_port();
     let listen = format!("127.0.0.1:{port}");
-    let log = dir.join("server.log");
+    let log = cert.dir.join("server.log");
     let _child = tokio::process::Command::new(BIN)
         .args(["serve", "--listen", &listen])
-        .arg("--tls-cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--tls-key")
-        .arg(dir.join("key.pem"))
+        .args(["--tls-cert", &cert.cert(), "--tls-key", &cert.key()])
         .args(["--ping-interval-s", "1", "--pong-timeout-s", "2"])
         .args(["--watchdog-interval-ms", "100", "--resume-window-s", "0"])
         .stderr(std::fs::File::create(&log).unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let cfg = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tls = cert.connector();
     let mut tcp = None;
     for _ in 0..100 {
         let sock = TcpSocket::new_v4().unwrap();
@@ -211,5 +196,4 @@ async fn under_tls_the_offset_counts_tcp_bytes_not_plaintext() {
         "offset {offset}, plaintext {plaintext_end}, TCP bytes read {tcp_seen}"
     );
     drop(c);
-    let _ = std::fs::remove_dir_all(&dir);
 }

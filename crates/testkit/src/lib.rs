@@ -19,6 +19,7 @@
 //! - [`sentinel`]: a master, a replica and a Sentinel, for failover tests.
 //! - [`field`]: a network namespace with a `tbf`-shaped link that can be
 //!   cut, for the reaper's field tests.
+//! - [`tls`]: a self-signed certificate and a connector that trusts it.
 //! - [`relay`]: a TCP relay that can stop reading pod-side (the tunnel).
 
 pub mod client;
@@ -30,6 +31,7 @@ pub mod relay;
 pub mod rng;
 pub mod sentinel;
 pub mod server;
+pub mod tls;
 
 /// The one WebSocket client and its frame codec, shared with the chaos tool.
 pub mod ws {
