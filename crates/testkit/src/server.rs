@@ -25,6 +25,34 @@ pub struct Server {
     pub log: PathBuf,
 }
 
+/// The `seatkeeper` binary for tests outside its own package (where
+/// `CARGO_BIN_EXE_seatkeeper` is not set): `$SEATKEEPER_BIN`, else the newer of
+/// `target/release` and `target/debug`. Panics (the test fails, it does
+/// not skip) when there is none: build it first with
+/// `cargo build -p seatkeeper` (or `--release`).
+pub fn bin() -> String {
+    if let Ok(p) = std::env::var("SEATKEEPER_BIN") {
+        assert!(
+            PathBuf::from(&p).is_file(),
+            "SEATKEEPER_BIN={p} does not exist"
+        );
+        return p;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let newest = ["release", "debug"]
+        .iter()
+        .map(|p| root.join(p).join("seatkeeper"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max();
+    match newest {
+        Some((_, p)) => p.to_string_lossy().into_owned(),
+        None => panic!(
+            "no seatkeeper binary in {} (build it: cargo build -p seatkeeper) and SEATKEEPER_BIN unset",
+            root.display()
+        ),
+    }
+}
+
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
