@@ -1,13 +1,17 @@
-//! A WebSocket client whose socket the caller controls: receive buffer size
-//! before the handshake, when (and whether) it reads, FIN, RST. Every
-//! operation returns a `Result` — the chaos tool reports, it never panics.
+//! The WebSocket client of the chaos tool, the load generator and every
+//! test: a socket the caller controls (receive buffer size before the
+//! handshake, when and whether it reads, FIN, RST) and a raw escape hatch
+//! ([`send_frame`](Client::send_frame), [`write_raw`](Client::write_raw))
+//! for the input a conforming client never sends. Every operation returns a
+//! `Result` — the chaos tool reports, it never panics.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use seatkeeper_protocol::{SliceHeader, SLICE_HEADER_LEN};
 use serde_json::{json, Value};
 use tokio::{
+    io::AsyncWriteExt,
     net::{TcpSocket, TcpStream},
     time::Instant,
 };
@@ -17,7 +21,11 @@ use tokio_tungstenite::{
     WebSocketStream,
 };
 
-use crate::{target::Target, ChaosError};
+use crate::{frame, target::Target, ChaosError};
+
+mod ack;
+
+pub use ack::AckPolicy;
 
 /// Longest wait for the upgrade and for the answer to `hello`.
 pub const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
@@ -114,12 +122,47 @@ impl Client {
             .map_err(|_| ChaosError::Timeout("WebSocket upgrade".into()))?
     }
 
+    /// Connects to `ws://ADDR/ws` (a server under test on this machine).
+    pub async fn connect_addr(addr: SocketAddr, rcvbuf: Option<u32>) -> Result<Self, ChaosError> {
+        Self::connect(&Target::ws(addr), rcvbuf).await
+    }
+
     /// Sends a JSON message.
     pub async fn send(&mut self, v: &Value) -> Result<(), ChaosError> {
         self.ws
             .send(Message::text(v.to_string()))
             .await
             .map_err(|e| ChaosError::Ws(e.to_string()))
+    }
+
+    /// Sends text as it is (JSON or not).
+    pub async fn send_text(&mut self, text: &str) -> Result<(), ChaosError> {
+        self.ws
+            .send(Message::text(text.to_owned()))
+            .await
+            .map_err(|e| ChaosError::Ws(e.to_string()))
+    }
+
+    /// The escape hatch: one frame built by hand ([`frame::encode`]), for
+    /// what the WebSocket layer refuses to send (a message over its size
+    /// limit, a close frame it did not decide on).
+    pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) -> Result<(), ChaosError> {
+        self.write_raw(&frame::encode(opcode, payload)).await
+    }
+
+    /// The escape hatch: bytes written to the socket as they are (a flood
+    /// in one write, a broken frame). Whatever the WebSocket layer had
+    /// queued goes out first, so the byte stream stays in order.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), ChaosError> {
+        self.ws
+            .flush()
+            .await
+            .map_err(|e| ChaosError::Ws(e.to_string()))?;
+        self.ws
+            .get_mut()
+            .write_all(bytes)
+            .await
+            .map_err(ChaosError::io("raw write"))
     }
 
     /// Sends a cumulative `ack`.
@@ -197,6 +240,30 @@ impl Client {
         }
     }
 
+    /// Like [`until_closed`](Self::until_closed), also returning (first)
+    /// the `code` of every `error` message read on the way; a close frame is answered
+    /// at once (the WebSocket layer would otherwise send the echo it queued
+    /// only on the next read or write).
+    pub async fn errors_until_closed(&mut self, limit: Duration) -> (Vec<String>, Option<Event>) {
+        let end = Instant::now() + limit;
+        let mut errors = Vec::new();
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Some(Event::Text(v)) if v["type"] == "error" => {
+                    errors.push(v["code"].as_str().unwrap_or_default().to_owned())
+                }
+                Some(e) if e.ending().is_none() => {}
+                end => {
+                    if let Some(Event::Closed(Some(_))) = end {
+                        let _ = self.ws.flush().await;
+                    }
+                    return (errors, end);
+                }
+            }
+        }
+    }
+
     /// Sends a close frame.
     pub async fn close(&mut self, code: u16) {
         let _ = self
@@ -245,77 +312,5 @@ pub(crate) fn describe(e: &tungstenite::Error) -> String {
             tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
         ) => "eof without close (reset)".into(),
         other => other.to_string(),
-    }
-}
-
-/// When to send a cumulative ack: often enough that the window never closes
-/// on a client that keeps up, rarely enough that a fast stream stays far
-/// below a server's message-rate limit (the contract's default is 500/s).
-#[derive(Debug, Clone)]
-pub struct AckPolicy {
-    every_slices: u64,
-    every_bytes: u64,
-    max_delay: Duration,
-    pending_slices: u64,
-    pending_bytes: u64,
-    last_seq: u64,
-    first_pending: Option<Instant>,
-}
-
-impl AckPolicy {
-    /// Acks each slice at once (low-rate streams, the browser's behaviour).
-    pub fn each() -> Self {
-        Self::coalescing(1, 1, Duration::ZERO)
-    }
-
-    /// Acks once a quarter of `ready`'s window is pending, or after 10 ms.
-    pub fn for_window(r: &Ready) -> Self {
-        Self::coalescing(
-            (r.window_slices / 4).max(1),
-            (r.window_bytes / 4).max(1),
-            Duration::from_millis(10),
-        )
-    }
-
-    fn coalescing(every_slices: u64, every_bytes: u64, max_delay: Duration) -> Self {
-        Self {
-            every_slices,
-            every_bytes,
-            max_delay,
-            pending_slices: 0,
-            pending_bytes: 0,
-            last_seq: 0,
-            first_pending: None,
-        }
-    }
-
-    /// Records a slice read; returns the seq to ack now, if any.
-    pub fn on_slice(&mut self, seq: u64, bytes: usize, now: Instant) -> Option<u64> {
-        self.last_seq = self.last_seq.max(seq);
-        self.pending_slices += 1;
-        self.pending_bytes += bytes as u64;
-        self.first_pending.get_or_insert(now);
-        (self.pending_slices >= self.every_slices
-            || self.pending_bytes >= self.every_bytes
-            || now.duration_since(self.first_pending.unwrap_or(now)) >= self.max_delay)
-            .then(|| self.take())
-    }
-
-    /// Whether a slice was read and not acked yet.
-    pub fn has_pending(&self) -> bool {
-        self.first_pending.is_some()
-    }
-
-    /// When a pending ack is due even if no slice arrives.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.first_pending.map(|t| t + self.max_delay)
-    }
-
-    /// The seq to ack now (clears the pending state).
-    pub fn take(&mut self) -> u64 {
-        self.pending_slices = 0;
-        self.pending_bytes = 0;
-        self.first_pending = None;
-        self.last_seq
     }
 }

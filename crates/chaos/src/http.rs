@@ -1,12 +1,14 @@
 //! A one-request HTTP/1.1 client (`Connection: close`), enough for
-//! `/sessions`, `/metrics` and `/healthz` of any server under test, and the
-//! probe that tells whether a session still holds its seat.
+//! `/sessions`, `/metrics` and `/healthz` of any server under test — the
+//! tool's and the tests' alike, with [`exchange`] as the escape hatch for a
+//! request written by hand — and the probe that tells whether a session
+//! still holds its seat.
 
 use std::{net::SocketAddr, time::Duration};
 
 use serde_json::Value;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
 
@@ -23,26 +25,48 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<(u16, String)> {
-    let exchange = async {
-        let mut s = TcpStream::connect(addr).await?;
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        s.write_all(req.as_bytes()).await?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    exchange(addr, req.as_bytes()).await
+}
+
+/// The escape hatch: writes `request` to `addr` exactly as given (a `Host`
+/// trick, a missing header) and reads the answer to the end.
+pub async fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<(u16, String)> {
+    let s = tokio::time::timeout(RESPONSE_LIMIT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::other("HTTP connect timed out"))??;
+    exchange_on(s, request).await
+}
+
+/// [`exchange`] over a stream already open (a TLS session): writes
+/// `request`, reads to EOF; returns status and body (de-chunked).
+pub async fn exchange_on<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    request: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let talk = async {
+        s.write_all(request).await?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await?;
         Ok::<_, std::io::Error>(raw)
     };
-    let raw = tokio::time::timeout(RESPONSE_LIMIT, exchange)
+    let raw = tokio::time::timeout(RESPONSE_LIMIT, talk)
         .await
         .map_err(|_| std::io::Error::other("HTTP response timed out"))??;
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    parse(&raw)
+}
+
+/// Status and (de-chunked) body of a whole response.
+fn parse(raw: &[u8]) -> std::io::Result<(u16, String)> {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
         .split_whitespace()

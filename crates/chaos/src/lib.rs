@@ -13,9 +13,12 @@
 //! - [`run`](fn@run) / [`run_many`]: play a scenario, return [`Verdict`]s.
 //! - [`scenario`]: one module per family of behaviours.
 //! - [`verdict`]: the JSON line.
-//! - [`client`]: a WebSocket client whose socket the caller controls.
+//! - [`client`]: the WebSocket client (the tool's, the load generator's and
+//!   the tests'), whose socket the caller controls.
+//! - [`frame`]: WebSocket frames by hand, for the client's raw escape hatch.
 //! - [`relay`]: the tunnel stand-in that stops reading pod-side.
-//! - [`http`]: a one-request HTTP/1.1 client and the `/sessions` probe.
+//! - [`http`]: the one-request HTTP/1.1 client (the tool's and the tests')
+//!   and the `/sessions` probe.
 //! - [`child`]: client processes (for SIGSTOP and the network namespace).
 //! - [`netns`]: the namespace and veth pair of the `blackhole` scenario.
 //! - [`field`]: a namespace per test or benchmark behind a `tbf`-shaped link
@@ -29,6 +32,7 @@ pub mod child;
 pub mod client;
 mod error;
 pub mod field;
+pub mod frame;
 pub mod hist;
 pub mod http;
 pub mod load;

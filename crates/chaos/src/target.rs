@@ -17,6 +17,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// The WebSocket route (`/ws`) of a server at `addr`.
+    pub fn ws(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            authority: addr.to_string(),
+            path: "/ws".to_owned(),
+        }
+    }
+
     /// Parses and resolves `url` (scheme `ws` or `http`; no TLS).
     pub async fn parse(url: &str) -> Result<Self, ChaosError> {
         let bad = |why: &str| ChaosError::Url(url.to_owned(), why.to_owned());

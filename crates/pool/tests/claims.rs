@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use pods::{config, free_seats, wait_until, Pod, HEARTBEAT_SLACK};
 use seatkeeper_pool::{claim, ls, Claim, ClaimError, PoolClient, Refusal, TokenProblem};
-use seatkeeper_testkit::redis::RedisServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use seatkeeper_testkit::{http::http, redis::RedisServer};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,7 +238,7 @@ async fn the_allocator_serves_claims_over_http() {
         }
     });
 
-    let (status, body) = http(addr, "POST", "/claim").await;
+    let (status, body) = http(addr, "POST", "/claim", &[], "").await.unwrap();
     assert_eq!(status, 200, "{body}");
     let claim: serde_json::Value = serde_json::from_str(&body).unwrap();
     let mut keys: Vec<_> = claim.as_object().unwrap().keys().cloned().collect();
@@ -247,16 +246,16 @@ async fn the_allocator_serves_claims_over_http() {
     assert_eq!(keys, ["expires_in_s", "pod_id", "seat_token", "url"]);
     assert_eq!(claim["pod_id"], "pod-a");
 
-    let (status, body) = http(addr, "POST", "/claim").await;
+    let (status, body) = http(addr, "POST", "/claim", &[], "").await.unwrap();
     assert_eq!(
         (status, body.as_str()),
         (503, r#"{"error":"no_free_seat"}"#)
     );
-    let (status, body) = http(addr, "GET", "/nope").await;
+    let (status, body) = http(addr, "GET", "/nope", &[], "").await.unwrap();
     assert_eq!((status, body.as_str()), (404, r#"{"error":"not_found"}"#));
-    let (status, _) = http(addr, "GET", "/claim").await;
+    let (status, _) = http(addr, "GET", "/claim", &[], "").await.unwrap();
     assert_eq!(status, 405);
-    let (status, body) = http(addr, "GET", "/metrics").await;
+    let (status, body) = http(addr, "GET", "/metrics", &[], "").await.unwrap();
     assert_eq!(status, 200);
     assert!(
         body.contains("seatkeeper_pool_claims_total{outcome=\"granted\"} 1\n"),
@@ -266,20 +265,6 @@ async fn the_allocator_serves_claims_over_http() {
 
     shutdown.cancel();
     server.await.unwrap().unwrap();
-}
-
-/// One HTTP/1.1 request over a plain socket: (status, body).
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

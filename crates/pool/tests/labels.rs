@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 
 use pods::{config, free_seats, Pod};
 use seatkeeper_pool::{claim_with, ls, AllocatorConfig, ClaimError, ClaimRequest, PoolConfig};
-use seatkeeper_testkit::redis::RedisServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use seatkeeper_testkit::{http::http, redis::RedisServer};
 use tokio_util::sync::CancellationToken;
+
+/// Claims carry a JSON body.
+const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
 
 fn labelled(url: &str, id: &str, seats: u32, labels: &[(&str, &str)]) -> PoolConfig {
     let mut cfg = config(url, id, seats);
@@ -196,10 +198,11 @@ async fn the_allocator_wants_its_token_and_takes_a_selector() {
     let server = tokio::spawn(seatkeeper_pool::allocator(cfg, listener, shutdown.clone()));
 
     let body = r#"{"selector":{"gpu":"4090"}}"#;
-    let (status, answer) = http(addr, "/claim", None, body).await;
+    let (status, answer) = http(addr, "POST", "/claim", JSON, body).await.unwrap();
     assert_eq!(status, 401, "{answer}");
     assert!(answer.contains(r#""error":"unauthorized""#), "{answer}");
-    let (status, _) = http(addr, "/claim", Some("Bearer allocator-secreT"), body).await;
+    let wrong = [JSON[0], ("Authorization", "Bearer allocator-secreT")];
+    let (status, _) = http(addr, "POST", "/claim", &wrong, body).await.unwrap();
     assert_eq!(status, 401);
     assert_eq!(
         free_seats(&url).await,
@@ -207,25 +210,27 @@ async fn the_allocator_wants_its_token_and_takes_a_selector() {
         "a refused request claims nothing"
     );
 
-    let auth = Some("Bearer allocator-secret");
-    let (status, answer) = http(addr, "/claim", auth, body).await;
+    let auth = &[JSON[0], ("Authorization", "Bearer allocator-secret")];
+    let (status, answer) = http(addr, "POST", "/claim", auth, body).await.unwrap();
     assert_eq!(status, 200, "{answer}");
     let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(v["pod_id"], "pod-b");
-    let (status, answer) = http(addr, "/claim", auth, body).await;
+    let (status, answer) = http(addr, "POST", "/claim", auth, body).await.unwrap();
     assert_eq!(
         (status, answer.as_str()),
         (503, r#"{"error":"no_free_seat"}"#)
     );
-    let (status, answer) = http(addr, "/claim", auth, r#"{"selectors":{}}"#).await;
+    let (status, answer) = http(addr, "POST", "/claim", auth, r#"{"selectors":{}}"#)
+        .await
+        .unwrap();
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains(r#""error":"bad_request""#));
 
-    let (status, answer) = http_get(addr, "/healthz").await;
+    let (status, answer) = http(addr, "GET", "/healthz", &[], "").await.unwrap();
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(v, serde_json::json!({"ok": true, "redis_up": true}));
-    let (_, metrics) = http_get(addr, "/metrics").await;
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], "").await.unwrap();
     for line in [
         "seatkeeper_pool_claims_total{outcome=\"granted\"} 1\n",
         "seatkeeper_pool_allocator_refusals_total{reason=\"unauthorized\"} 2\n",
@@ -257,50 +262,12 @@ async fn the_allocator_rate_limits_each_client() {
     let server = tokio::spawn(seatkeeper_pool::allocator(cfg, listener, shutdown.clone()));
     let mut codes = Vec::new();
     for _ in 0..5 {
-        codes.push(http(addr, "/claim", None, "").await.0);
+        codes.push(http(addr, "POST", "/claim", JSON, "").await.unwrap().0);
     }
     // Three within the burst (no pod: no_free_seat), then refused.
     assert_eq!(codes, [503, 503, 503, 429, 429]);
-    let (_, answer) = http(addr, "/claim", None, "").await;
+    let (_, answer) = http(addr, "POST", "/claim", JSON, "").await.unwrap();
     assert!(answer.contains(r#""error":"rate_limited""#), "{answer}");
     shutdown.cancel();
     server.await.unwrap().unwrap();
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    request(addr, "GET", path, None, "").await
-}
-
-async fn http(
-    addr: std::net::SocketAddr,
-    path: &str,
-    auth: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    request(addr, "POST", path, auth, body).await
-}
-
-/// One HTTP/1.1 request over a plain socket: (status, body).
-async fn request(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    auth: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
 }

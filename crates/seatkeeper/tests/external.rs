@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use seatkeeper_testkit::{wait_until, Client, Event, Server};
+use seatkeeper_testkit::{server::socket_path, Client, Event, Server};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_seatkeeper");
@@ -36,21 +36,6 @@ impl Drop for Engine {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn socket_path(name: &str) -> String {
-    std::env::temp_dir()
-        .join(format!("seatkeeper-{}-{name}.sock", std::process::id()))
-        .display()
-        .to_string()
-}
-
-async fn ready(s: &Server) -> bool {
-    wait_until(Duration::from_secs(20), || async {
-        (s.get("/readyz").await.ok()?.0 == 200).then_some(())
-    })
-    .await
-    .is_some()
 }
 
 /// Zero crossings per second of the left channel of f16 stereo PCM.
@@ -84,7 +69,7 @@ async fn slices_flow_from_a_python_engine_and_knobs_change_the_tone() {
     assert_eq!(s.get("/readyz").await.unwrap().0, 503, "no engine yet");
     let _engine = Engine::start(&spec);
     assert!(
-        ready(&s).await,
+        s.wait_ready(Duration::from_secs(20)).await,
         "engine never became ready: {}",
         s.log_text()
     );
@@ -122,23 +107,17 @@ async fn a_killed_engine_closes_its_sessions_1011_and_frees_the_seat() {
     let spec = format!("unix:{path}");
     let s = Server::start(BIN, &["--engine", &spec]).await;
     let mut engine = Engine::start(&spec);
-    assert!(ready(&s).await);
+    assert!(s.wait_ready(Duration::from_secs(20)).await);
     let mut c = Client::connect(s.addr).await;
     assert_eq!(c.hello(json!({})).await["type"], "ready");
     c.stream_for(Duration::from_millis(500), true).await;
 
     let _ = engine.0.kill();
-    let mut error = None;
-    let end = loop {
-        match c.next(Duration::from_secs(10)).await {
-            Some(Event::Text(v)) if v["type"] == "error" => error = Some(v),
-            Some(Event::Text(_) | Event::Slice(..)) => {}
-            other => break other,
-        }
-    };
+    let (errors, end) = c.errors_until_closed(Duration::from_secs(10)).await;
     assert_eq!(
-        error.expect("an error before the close")["code"],
-        "engine_lost"
+        errors.last().map(String::as_str),
+        Some("engine_lost"),
+        "an error before the close"
     );
     assert!(matches!(end, Some(Event::Closed(Some(1011)))), "{end:?}");
     assert!(s.wait_released(Duration::from_secs(5)).await.is_some());
@@ -150,7 +129,7 @@ async fn a_killed_engine_closes_its_sessions_1011_and_frees_the_seat() {
 
     // A new engine serves new sessions at once.
     let _engine2 = Engine::start(&spec);
-    assert!(ready(&s).await);
+    assert!(s.wait_ready(Duration::from_secs(20)).await);
     let mut c2 = Client::connect(s.addr).await;
     assert_eq!(c2.hello(json!({})).await["type"], "ready");
     let (n, _) = c2.stream_for(Duration::from_secs(1), true).await;

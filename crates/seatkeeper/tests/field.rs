@@ -84,7 +84,7 @@ async fn live(c: &mut Client, s: &Server, dur: Duration) -> (u64, Duration) {
         let mut n = 0;
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             match c.next(left).await {
-                Some(Event::Slice(h, _)) => {
+                Some(Event::Slice(h, ..)) => {
                     n += 1;
                     c.send(json!({"type": "ack", "seq": h.seq})).await;
                 }

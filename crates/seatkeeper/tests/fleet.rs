@@ -4,15 +4,17 @@
 //! pod and the CLI through Redis Sentinel. Real binary, real
 //! `redis-server` processes on loopback.
 
-use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use seatkeeper_testkit::{
-    redis::RedisServer, sentinel::SentinelSet, server::http, wait_until, Server,
+    http::http,
+    pool::allocator_with,
+    proc::{run, run_json},
+    redis::RedisServer,
+    sentinel::SentinelSet,
+    wait_until, Server,
 };
 use serde_json::Value;
-use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_seatkeeper");
 
@@ -31,7 +33,7 @@ async fn pod(url: &str, id: &str, extra: &[&str]) -> Server {
     args.extend(extra);
     let s = Server::start(BIN, &args).await;
     let listed = wait_until(Duration::from_secs(10), || async {
-        let (_, out, _) = run(&["pool", "ls", "--redis", url]).await;
+        let (_, out, _) = run(BIN, &["pool", "ls", "--redis", url]).await;
         let rows: Vec<Value> = serde_json::from_str(out.trim()).ok()?;
         rows.iter()
             .any(|r| r["pod_id"] == id && r["ready"] == true)
@@ -46,34 +48,6 @@ async fn pod(url: &str, id: &str, extra: &[&str]) -> Server {
     s
 }
 
-/// Runs the binary: exit code, stdout, stderr.
-async fn run(args: &[&str]) -> (i32, String, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(20),
-        Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("seatkeeper {args:?} did not finish"))
-    .expect("spawn");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Exit code and the one JSON line on stdout.
-async fn run_json(args: &[&str]) -> (i32, Value) {
-    let (code, out, err) = run(args).await;
-    let v = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("{args:?} printed no JSON line ({e}): {out:?} / {err}"));
-    (code, v)
-}
-
 #[tokio::test]
 async fn every_pool_subcommand_answers_with_one_json_line_and_a_documented_code() {
     let Some(mut redis) = RedisServer::start() else {
@@ -81,9 +55,9 @@ async fn every_pool_subcommand_answers_with_one_json_line_and_a_documented_code(
     };
     let url = redis.url();
     // No pod: no free seat.
-    let (code, v) = run_json(&["pool", "claim", "--redis", &url]).await;
+    let (code, v) = run_json(BIN, &["pool", "claim", "--redis", &url]).await;
     assert_eq!((code, v["error"].as_str()), (3, Some("no_free_seat")));
-    let (code, v) = run_json(&["pool", "ls", "--redis", &url]).await;
+    let (code, v) = run_json(BIN, &["pool", "ls", "--redis", &url]).await;
     assert_eq!((code, v), (0, serde_json::json!([])));
     // Bad input: 2.
     for args in [
@@ -100,7 +74,7 @@ async fn every_pool_subcommand_answers_with_one_json_line_and_a_documented_code(
             "127.0.0.1:0",
         ],
     ] {
-        let (code, v) = run_json(args).await;
+        let (code, v) = run_json(BIN, args).await;
         assert_eq!(code, 2, "{args:?}: {v}");
         assert!(v["error"].is_string() && v["message"].is_string(), "{v}");
     }
@@ -110,7 +84,7 @@ async fn every_pool_subcommand_answers_with_one_json_line_and_a_documented_code(
         &["pool", "claim", "--redis", &url][..],
         &["pool", "ls", "--redis", &url],
     ] {
-        let (code, v) = run_json(args).await;
+        let (code, v) = run_json(BIN, args).await;
         assert_eq!(
             (code, v["error"].as_str()),
             (1, Some("pool_unavailable")),
@@ -120,7 +94,11 @@ async fn every_pool_subcommand_answers_with_one_json_line_and_a_documented_code(
     // A listener that cannot bind: 1.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let (code, v) = run_json(&["pool", "allocator", "--redis", &url, "--listen", &addr]).await;
+    let (code, v) = run_json(
+        BIN,
+        &["pool", "allocator", "--redis", &url, "--listen", &addr],
+    )
+    .await;
     assert_eq!((code, v["error"].as_str()), (1, Some("listen_failed")));
 }
 
@@ -137,7 +115,7 @@ async fn pod_labels_are_listed_and_a_selector_claims_only_on_matching_pods() {
     )
     .await;
     let _b = pod(&url, "pod-b", &[]).await;
-    let (_, rows) = run_json(&["pool", "ls", "--redis", &url]).await;
+    let (_, rows) = run_json(BIN, &["pool", "ls", "--redis", &url]).await;
     let rows = rows.as_array().unwrap();
     assert_eq!(
         rows[0]["labels"],
@@ -154,16 +132,20 @@ async fn pod_labels_are_listed_and_a_selector_claims_only_on_matching_pods() {
     assert_eq!(fleet.len(), 2, "{state}");
     assert_eq!(fleet[0]["labels"]["gpu"], "5090");
 
-    let (code, v) = run_json(&["pool", "claim", "--redis", &url, "--selector", "gpu=4090"]).await;
+    let (code, v) = run_json(
+        BIN,
+        &["pool", "claim", "--redis", &url, "--selector", "gpu=4090"],
+    )
+    .await;
     assert_eq!(
         (code, v["error"].as_str()),
         (3, Some("no_free_seat")),
         "pod-b is free but unlabelled"
     );
     let sel = "gpu=5090,region=eu";
-    let (code, v) = run_json(&["pool", "claim", "--redis", &url, "--selector", sel]).await;
+    let (code, v) = run_json(BIN, &["pool", "claim", "--redis", &url, "--selector", sel]).await;
     assert_eq!((code, v["pod_id"].as_str()), (0, Some("pod-a")));
-    let (code, _) = run_json(&["pool", "claim", "--redis", &url, "--selector", sel]).await;
+    let (code, _) = run_json(BIN, &["pool", "claim", "--redis", &url, "--selector", sel]).await;
     assert_eq!(code, 3, "pod-a's one seat is reserved");
 }
 
@@ -175,7 +157,7 @@ async fn readyz_is_503_while_the_only_seat_is_reserved_by_an_unredeemed_claim() 
     let url = redis.url();
     let p = pod(&url, "pod-r", &["--claim-ttl-s", "2"]).await;
     assert_eq!(p.get("/readyz").await.unwrap().0, 200);
-    let (code, _) = run_json(&["pool", "claim", "--redis", &url]).await;
+    let (code, _) = run_json(BIN, &["pool", "claim", "--redis", &url]).await;
     assert_eq!(code, 0);
     let busy = wait_until(Duration::from_secs(5), || async {
         (p.get("/readyz").await.ok()?.0 == 503).then_some(())
@@ -202,39 +184,6 @@ async fn readyz_is_503_while_the_only_seat_is_reserved_by_an_unredeemed_claim() 
     assert!(back.is_some(), "/readyz not 200 after the claim lapsed");
 }
 
-/// Starts `pool allocator`, its stderr into `log`; waits for `/healthz`.
-async fn allocator(
-    url: &str,
-    extra: &[&str],
-    log: &std::path::Path,
-) -> (SocketAddr, tokio::process::Child) {
-    let port = seatkeeper_testkit::server::free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(BIN)
-        .args([
-            "pool",
-            "allocator",
-            "--redis",
-            url,
-            "--listen",
-            &addr.to_string(),
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let up = wait_until(Duration::from_secs(10), || async {
-        let (code, body) = http(addr, "GET", "/healthz", &[], "").await.ok()?;
-        (code == 200 && body.contains("\"redis_up\":true")).then_some(())
-    })
-    .await;
-    assert!(up.is_some(), "allocator not healthy on {addr}");
-    (addr, child)
-}
-
 #[tokio::test]
 async fn the_allocator_answers_401_without_its_token_and_200_with_it() {
     let Some(mut redis) = RedisServer::start() else {
@@ -243,7 +192,7 @@ async fn the_allocator_answers_401_without_its_token_and_200_with_it() {
     let url = redis.url();
     let p = pod(&url, "pod-t", &[]).await;
     let log = std::env::temp_dir().join(format!("seatkeeper-alloc-{}.log", p.addr.port()));
-    let (addr, _alloc) = allocator(&url, &["--token", "t0ps3cret"], &log).await;
+    let (addr, _alloc) = allocator_with(BIN, &url, &["--token", "t0ps3cret"], Some(&log)).await;
     let (code, body) = http(addr, "POST", "/claim", &[], "").await.unwrap();
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("\"error\":\"unauthorized\""), "{body}");
@@ -291,12 +240,12 @@ async fn a_pod_and_the_cli_find_the_master_through_sentinel_and_follow_a_failove
     let url = set.url();
     let p = pod(&url, "pod-s", &["--pod-label", "ha=yes", "--seats", "2"]).await;
     let log = std::env::temp_dir().join(format!("seatkeeper-alloc-{}.log", p.addr.port()));
-    let (alloc, _child) = allocator(&url, &[], &log).await;
+    let (alloc, _child) = allocator_with(BIN, &url, &[], Some(&log)).await;
     set.kill(0);
     let t0 = Instant::now();
     let relisted = wait_until(Duration::from_secs(15), || async {
         (set.master_port() == Some(set.ports[1])).then_some(())?;
-        let (_, out, _) = run(&["pool", "ls", "--redis", &url]).await;
+        let (_, out, _) = run(BIN, &["pool", "ls", "--redis", &url]).await;
         let rows: Vec<Value> = serde_json::from_str(out.trim()).ok()?;
         rows.iter()
             .any(|r| r["pod_id"] == "pod-s" && r["ready"] == true)
@@ -308,7 +257,11 @@ async fn a_pod_and_the_cli_find_the_master_through_sentinel_and_follow_a_failove
         "FIGURE: pod listed through the promoted replica {:?} after the kill",
         t0.elapsed()
     );
-    let (code, v) = run_json(&["pool", "claim", "--redis", &url, "--selector", "ha=yes"]).await;
+    let (code, v) = run_json(
+        BIN,
+        &["pool", "claim", "--redis", &url, "--selector", "ha=yes"],
+    )
+    .await;
     assert_eq!((code, v["pod_id"].as_str()), (0, Some("pod-s")), "{v}");
     // The allocator followed the failover too.
     let body = r#"{"selector":{"ha":"yes"}}"#;

@@ -53,17 +53,8 @@ async fn expect_closed(
         assert_eq!(c.hello(json!({})).await["type"], "ready");
     }
     send(&mut c).run(&mut c).await;
-    let mut saw = None;
-    let end = loop {
-        match c.next(Duration::from_secs(5)).await {
-            Some(Event::Text(v)) if v["type"] == "error" => {
-                saw = Some(v["code"].as_str().unwrap().to_owned())
-            }
-            Some(Event::Text(_) | Event::Slice(..)) => {}
-            other => break other,
-        }
-    };
-    assert_eq!(saw.as_deref(), Some(err), "error code");
+    let (errors, end) = c.errors_until_closed(Duration::from_secs(5)).await;
+    assert_eq!(errors.last().map(String::as_str), Some(err), "error code");
     assert!(
         matches!(end, Some(Event::Closed(Some(c))) if c == code),
         "expected close {code}, got {end:?}"
@@ -72,9 +63,7 @@ async fn expect_closed(
 
 /// What to send (a tiny enum so the cases read as a table).
 mod futures_like {
-    use futures_util::SinkExt;
-    use seatkeeper_testkit::Client;
-    use tokio_tungstenite::tungstenite::Message;
+    use seatkeeper_testkit::{ws::frame, Client};
 
     pub(crate) enum Send {
         Text(String),
@@ -86,17 +75,15 @@ mod futures_like {
         pub(crate) async fn run(self, c: &mut Client) {
             match self {
                 Send::Text(t) => c.send_text(&t).await,
-                Send::Binary => {
-                    c.ws.send(Message::binary(vec![1u8, 2, 3]))
-                        .await
-                        .expect("send")
-                }
+                Send::Binary => c
+                    .inner()
+                    .send_frame(frame::BINARY, &[1, 2, 3])
+                    .await
+                    .expect("send"),
                 Send::Many(n) => {
                     for i in 0..n {
-                        if c.ws
-                            .send(Message::text(format!(
-                                r#"{{"type":"ack","seq":0,"n":{i}}}"#
-                            )))
+                        if c.inner()
+                            .send_text(&format!(r#"{{"type":"ack","seq":0,"n":{i}}}"#))
                             .await
                             .is_err()
                         {
@@ -179,7 +166,7 @@ async fn unknown_types_and_bad_fields_are_answered_and_the_connection_kept() {
                     got = Some(v["code"].as_str().unwrap().to_owned());
                     break;
                 }
-                Some(Event::Slice(h, _)) => c.send(json!({"type": "ack", "seq": h.seq})).await,
+                Some(Event::Slice(h, ..)) => c.send(json!({"type": "ack", "seq": h.seq})).await,
                 Some(Event::Text(_)) => {}
                 other => panic!("{msg}: connection ended: {other:?}"),
             }
@@ -279,15 +266,12 @@ async fn http_hygiene() {
             .0,
         204
     );
-    let mut evicted = false;
-    let end = loop {
-        match c.next(Duration::from_secs(5)).await {
-            Some(Event::Text(v)) if v["type"] == "error" => evicted = v["code"] == "evicted",
-            Some(Event::Text(_) | Event::Slice(..)) => {}
-            other => break other,
-        }
-    };
-    assert!(evicted);
+    let (errors, end) = c.errors_until_closed(Duration::from_secs(5)).await;
+    assert_eq!(
+        errors.last().map(String::as_str),
+        Some("evicted"),
+        "{errors:?}"
+    );
     assert!(matches!(end, Some(Event::Closed(Some(1000)))), "{end:?}");
     assert!(s.wait_released(Duration::from_secs(3)).await.is_some());
     // Past --max-connections, a clear 503.

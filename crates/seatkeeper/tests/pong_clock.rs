@@ -16,38 +16,13 @@ use std::{
     time::Duration,
 };
 
-use seatkeeper_testkit::Server;
+use seatkeeper_testkit::{tls::SelfSigned, ws::frame, Server};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpSocket, TcpStream},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_seatkeeper");
-
-/// A masked client text frame (a zero mask: legal, and the payload stays
-/// readable).
-fn text_frame(payload: &str) -> Vec<u8> {
-    let p = payload.as_bytes();
-    assert!(p.len() < 126);
-    let mut f = vec![0x81, 0x80 | p.len() as u8, 0, 0, 0, 0];
-    f.extend_from_slice(p);
-    f
-}
-
-/// Reads one server frame; returns its opcode and its length on the wire.
-async fn frame<S: AsyncRead + Unpin>(s: &mut S) -> (u8, u64) {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h).await.expect("frame header");
-    let (len, ext) = match h[1] & 0x7f {
-        126 => (u64::from(s.read_u16().await.expect("len16")), 2),
-        127 => (s.read_u64().await.expect("len64"), 8),
-        n => (u64::from(n), 0),
-    };
-    assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
-    let mut body = vec![0u8; len as usize];
-    s.read_exact(&mut body).await.expect("frame body");
-    (h[0] & 0x0f, 2 + ext + len)
-}
 
 /// The log with ANSI colour codes taken out.
 fn plain(log: &str) -> String {
@@ -116,28 +91,21 @@ impl AsyncWrite for Counting {
 /// Upgrades, says hello and reads frames until the first ping; returns the
 /// plaintext offset at which it ended.
 async fn to_first_ping<S: AsyncRead + AsyncWrite + Unpin>(c: &mut S, host: &str) -> u64 {
-    let req = format!(
-        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+    let req = frame::upgrade_request(host, "/ws");
     c.write_all(req.as_bytes()).await.unwrap();
     c.flush().await.unwrap();
     // The response head, byte by byte so nothing after it is consumed.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(c.read_u8().await.expect("upgrade response"));
-    }
+    let head = frame::read_head(c).await.expect("upgrade response");
     assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
     let mut offset = head.len() as u64;
-    c.write_all(&text_frame(r#"{"type":"hello","client_id":"raw"}"#))
-        .await
-        .unwrap();
+    let hello = frame::encode(frame::TEXT, br#"{"type":"hello","client_id":"raw"}"#);
+    c.write_all(&hello).await.unwrap();
     c.flush().await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let (op, len) = frame(c).await;
+            let (op, _, len) = frame::read_frame(c).await.expect("a server frame");
             offset += len;
-            if op == 0x9 {
+            if op == frame::PING {
                 return offset;
             }
         }
@@ -180,35 +148,20 @@ async fn the_reaped_pings_offset_is_where_the_client_saw_it_end() {
 
 #[tokio::test]
 async fn under_tls_the_offset_counts_tcp_bytes_not_plaintext() {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let dir = std::env::temp_dir().join(format!("seatkeeper-pongtls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let cert = SelfSigned::new("pongtls");
     let port = seatkeeper_testkit::server::free_port();
     let listen = format!("127.0.0.1:{port}");
-    let log = dir.join("server.log");
+    let log = cert.dir.join("server.log");
     let _child = tokio::process::Command::new(BIN)
         .args(["serve", "--listen", &listen])
-        .arg("--tls-cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--tls-key")
-        .arg(dir.join("key.pem"))
+        .args(["--tls-cert", &cert.cert(), "--tls-key", &cert.key()])
         .args(["--ping-interval-s", "1", "--pong-timeout-s", "2"])
         .args(["--watchdog-interval-ms", "100", "--resume-window-s", "0"])
         .stderr(std::fs::File::create(&log).unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let cfg = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tls = cert.connector();
     let mut tcp = None;
     for _ in 0..100 {
         let sock = TcpSocket::new_v4().unwrap();
@@ -243,5 +196,4 @@ async fn under_tls_the_offset_counts_tcp_bytes_not_plaintext() {
         "offset {offset}, plaintext {plaintext_end}, TCP bytes read {tcp_seen}"
     );
     drop(c);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -76,7 +76,7 @@ async fn a_paused_client_that_reads_and_pongs_but_never_acks_is_kept() {
     // The window reopens with one ack, and the newest slice comes first.
     c.send(json!({"type": "ack", "seq": 16})).await;
     match c.next(Duration::from_secs(5)).await {
-        Some(Event::Slice(h, _)) => assert_eq!(h.seq, 17),
+        Some(Event::Slice(h, ..)) => assert_eq!(h.seq, 17),
         Some(Event::Text(v)) if v["type"] == "stats" => {}
         other => panic!("{other:?}"),
     }
@@ -94,7 +94,7 @@ async fn a_slow_link_that_drains_a_little_keeps_its_seat() {
     let mut n = 0u64;
     let mut saw_queue = false;
     while Instant::now() < end {
-        if let Some(Event::Slice(h, _)) = c.next(Duration::from_secs(5)).await {
+        if let Some(Event::Slice(h, ..)) = c.next(Duration::from_secs(5)).await {
             n += 1;
             c.send(json!({"type": "ack", "seq": h.seq})).await;
             tokio::time::sleep(Duration::from_millis(150)).await;

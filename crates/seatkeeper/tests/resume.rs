@@ -25,7 +25,7 @@ async fn server(resume_s: &str) -> Server {
 async fn first_slice(c: &mut Client) -> seatkeeper_protocol::SliceHeader {
     loop {
         match c.next(Duration::from_secs(5)).await {
-            Some(Event::Slice(h, _)) => return h,
+            Some(Event::Slice(h, ..)) => return h,
             Some(Event::Text(_)) => continue,
             other => panic!("no slice: {other:?}"),
         }

@@ -5,7 +5,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use seatkeeper_testkit::{wait_until, Client, Relay, Server};
+use seatkeeper_testkit::{
+    http::{exchange, http},
+    wait_until, Client, Relay, Server,
+};
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -14,24 +17,6 @@ use tokio::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_seatkeeper");
 const TOKEN: &str = "s3cret-admin-token";
-
-/// A raw HTTP/1.1 exchange with the exact head given (for `Host` tricks).
-async fn raw(addr: SocketAddr, head: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(head.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-        .await
-        .expect("response in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, text)
-}
 
 fn error_code(body: &str) -> Value {
     serde_json::from_str::<Value>(body).map_or(Value::Null, |v| v["error"].clone())
@@ -63,9 +48,7 @@ async fn without_a_token_admin_is_off_through_the_tunnel_and_sessions_hide_addre
     let (mut c, id) = streaming(tunnel.addr).await;
 
     for (method, path, body) in admin_attempts(&id) {
-        let (code, resp) = seatkeeper_testkit::server::http(tunnel.addr, method, &path, &[], body)
-            .await
-            .unwrap();
+        let (code, resp) = http(tunnel.addr, method, &path, &[], body).await.unwrap();
         assert_eq!(code, 403, "{method} {path}: {resp}");
         assert_eq!(
             error_code(&resp),
@@ -108,10 +91,9 @@ async fn with_a_token_only_the_right_bearer_is_admin() {
     for auth in [None, Some("Bearer wrong-token!"), Some("Basic czNjcmV0")] {
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
         for (method, path, body) in admin_attempts(&id) {
-            let (code, resp) =
-                seatkeeper_testkit::server::http(tunnel.addr, method, &path, &headers, body)
-                    .await
-                    .unwrap();
+            let (code, resp) = http(tunnel.addr, method, &path, &headers, body)
+                .await
+                .unwrap();
             assert_eq!(code, 401, "{method} {path} {auth:?}: {resp}");
             assert_eq!(error_code(&resp), "unauthorized");
         }
@@ -119,7 +101,7 @@ async fn with_a_token_only_the_right_bearer_is_admin() {
     c.take_slices(2).await;
     let bearer = format!("Bearer {TOKEN}");
     let auth = [("Authorization", bearer.as_str())];
-    let (code, body) = seatkeeper_testkit::server::http(tunnel.addr, "GET", "/sessions", &auth, "")
+    let (code, body) = http(tunnel.addr, "GET", "/sessions", &auth, "")
         .await
         .unwrap();
     assert_eq!(code, 200);
@@ -129,17 +111,15 @@ async fn with_a_token_only_the_right_bearer_is_admin() {
     );
 
     // Drain, then undo it: the pod is ready again without a restart.
-    let http = |m: &'static str, p: &'static str| {
-        seatkeeper_testkit::server::http(tunnel.addr, m, p, &auth, "")
-    };
-    assert_eq!(http("POST", "/drain").await.unwrap().0, 202);
+    let authed = |m: &'static str, p: &'static str| http(tunnel.addr, m, p, &auth, "");
+    assert_eq!(authed("POST", "/drain").await.unwrap().0, 202);
     let mut probe = Client::connect(tunnel.addr).await;
     assert_eq!(
         probe.hello(json!({})).await["type"],
         "busy",
         "draining admits nobody"
     );
-    assert_eq!(http("DELETE", "/drain").await.unwrap().0, 202);
+    assert_eq!(authed("DELETE", "/drain").await.unwrap().0, 202);
     assert_eq!(
         s.get_json("/readyz/pool").await["draining"],
         false,
@@ -147,15 +127,9 @@ async fn with_a_token_only_the_right_bearer_is_admin() {
     );
 
     // With the token, eviction happens and says so.
-    let (code, _) = seatkeeper_testkit::server::http(
-        tunnel.addr,
-        "DELETE",
-        &format!("/sessions/{id}"),
-        &auth,
-        "",
-    )
-    .await
-    .unwrap();
+    let (code, _) = http(tunnel.addr, "DELETE", &format!("/sessions/{id}"), &auth, "")
+        .await
+        .unwrap();
     assert_eq!(code, 204);
     let end = c.until_closed(Duration::from_secs(5)).await;
     assert!(
@@ -170,19 +144,15 @@ async fn the_admin_listener_refuses_rebound_host_names() {
     let s = Server::start(BIN, &[]).await;
     let admin = s.admin.unwrap();
     for host in ["127.0.0.1", "localhost:1320", "[::1]"] {
-        let (code, text) = raw(
-            admin,
-            &format!("GET /sessions HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
-        )
-        .await;
+        let head = format!("GET /sessions HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let (code, text) = exchange(admin, head.as_bytes()).await.unwrap();
         assert_eq!(code, 200, "{host}: {text}");
     }
     for host in ["attacker.example", "localhost.attacker.example:1320"] {
-        let (code, text) = raw(
-            admin,
-            &format!("POST /drain HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-        )
-        .await;
+        let head = format!(
+            "POST /drain HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let (code, text) = exchange(admin, head.as_bytes()).await.unwrap();
         assert_eq!(code, 403, "{host}: {text}");
         assert!(text.contains("bad_host"), "{text}");
     }
@@ -322,7 +292,7 @@ async fn a_client_still_writing_an_oversize_message_reads_1009() {
     let (mut bystander, _) = streaming(s.addr).await;
     let (c, _) = streaming(s.addr).await;
     use futures_util::{SinkExt, StreamExt};
-    let (mut tx, mut rx) = c.ws.split();
+    let (mut tx, mut rx) = c.into_inner().ws.split();
     let writer = tokio::spawn(async move {
         let big = "x".repeat(2 << 20);
         let _ = tx

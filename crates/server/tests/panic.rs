@@ -7,7 +7,7 @@ use seatkeeper_engine::{
     spec::BuiltIn, BoxFuture, Engine, EngineError, EngineSession, EngineSpec, OpenRequest,
 };
 use seatkeeper_server::{Config, Server};
-use seatkeeper_testkit::{server::http, Client, Event};
+use seatkeeper_testkit::{http::http, Client, Event};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 

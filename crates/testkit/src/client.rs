@@ -1,35 +1,22 @@
-//! A WebSocket client over a socket the test controls.
+//! The tests' face of the one WebSocket client ([`ws::Client`], the chaos
+//! tool's): the same socket and the same events, with each step of a
+//! scenario a single call that panics, with what it saw, where the `Result`
+//! API would make every test spell out the failure. Tests that must count
+//! failures instead of stopping (the soak) use [`ws::Client`] itself.
 
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use seatkeeper_protocol::SliceHeader;
+use futures_util::StreamExt;
+use seatkeeper_protocol::{SliceHeader, SLICE_HEADER_LEN};
 use serde_json::{json, Value};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::{
-    client_async,
-    tungstenite::{protocol::CloseFrame, Message},
-    WebSocketStream,
-};
+use tokio_tungstenite::tungstenite::Message;
 
-/// What the client saw.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// A JSON text message.
-    Text(Value),
-    /// A slice: header and payload length.
-    Slice(SliceHeader, usize),
-    /// A close frame (code), or `None` for a close without a frame.
-    Closed(Option<u16>),
-    /// The transport failed (reset, EOF without close).
-    Error(String),
-}
+use crate::ws::{self, Event};
 
-/// A test client.
+/// A test client: [`ws::Client`] whose every step must succeed.
 pub struct Client {
-    /// The WebSocket.
-    pub ws: WebSocketStream<TcpStream>,
+    inner: ws::Client,
 }
 
 impl Client {
@@ -41,35 +28,34 @@ impl Client {
     /// Connects with `SO_RCVBUF` set to `rcvbuf` bytes (before the handshake,
     /// so the window scale is negotiated for it).
     pub async fn connect_with(addr: SocketAddr, rcvbuf: Option<u32>) -> Self {
-        let socket = TcpSocket::new_v4().expect("socket");
-        if let Some(n) = rcvbuf {
-            socket.set_recv_buffer_size(n).expect("SO_RCVBUF");
-        }
-        let stream = socket.connect(addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let (ws, _) = client_async(format!("ws://{addr}/ws"), stream)
+        let inner = ws::Client::connect_addr(addr, rcvbuf)
             .await
-            .expect("handshake");
-        Self { ws }
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Self { inner }
+    }
+
+    /// The client underneath, for its `Result` API and its raw escape
+    /// hatch ([`ws::Client::send_frame`], [`ws::Client::write_raw`]).
+    pub fn inner(&mut self) -> &mut ws::Client {
+        &mut self.inner
+    }
+
+    /// The client underneath, by value (to split its stream).
+    pub fn into_inner(self) -> ws::Client {
+        self.inner
     }
 
     /// Sends a JSON message.
     pub async fn send(&mut self, v: Value) {
-        self.ws
-            .send(Message::text(v.to_string()))
-            .await
-            .expect("send");
+        self.inner.send(&v).await.expect("send");
     }
 
     /// Sends raw text.
     pub async fn send_text(&mut self, t: &str) {
-        self.ws
-            .send(Message::text(t.to_owned()))
-            .await
-            .expect("send");
+        self.inner.send_text(t).await.expect("send");
     }
 
-    /// Sends `hello` and returns the first reply (ready, busy or error).
+    /// Sends `hello` and returns the first text reply (ready, busy or error).
     pub async fn hello(&mut self, extra: Value) -> Value {
         let mut hello = json!({"type": "hello", "client_id": "test"});
         if let (Some(h), Some(e)) = (hello.as_object_mut(), extra.as_object()) {
@@ -87,23 +73,7 @@ impl Client {
 
     /// The next event within `limit` (`None` on timeout).
     pub async fn next(&mut self, limit: Duration) -> Option<Event> {
-        loop {
-            let msg = tokio::time::timeout(limit, self.ws.next()).await.ok()?;
-            return Some(match msg {
-                None => Event::Closed(None),
-                Some(Err(e)) => Event::Error(e.to_string()),
-                Some(Ok(Message::Text(t))) => {
-                    Event::Text(serde_json::from_str(&t).expect("server JSON"))
-                }
-                Some(Ok(Message::Binary(b))) => {
-                    Event::Slice(SliceHeader::decode(&b).expect("slice header"), b.len() - 20)
-                }
-                Some(Ok(Message::Close(f))) => {
-                    Event::Closed(f.map(|f: CloseFrame| u16::from(f.code)))
-                }
-                Some(Ok(_)) => continue,
-            });
-        }
+        self.inner.next(limit).await
     }
 
     /// Reads and acks `n` slices (skipping text); returns the last seq.
@@ -113,7 +83,7 @@ impl Client {
         for _ in 0..n {
             loop {
                 match self.next(Duration::from_secs(5)).await {
-                    Some(Event::Slice(h, _)) => {
+                    Some(Event::Slice(h, ..)) => {
                         self.send(json!({"type": "ack", "seq": h.seq})).await;
                         last = h.seq;
                         break;
@@ -132,11 +102,14 @@ impl Client {
         let end = tokio::time::Instant::now() + limit;
         loop {
             let left = end.checked_duration_since(tokio::time::Instant::now())?;
-            match tokio::time::timeout(left, self.ws.next()).await.ok()?? {
+            match tokio::time::timeout(left, self.inner.ws.next())
+                .await
+                .ok()??
+            {
                 Ok(Message::Binary(b)) => {
                     let h = SliceHeader::decode(&b).expect("slice header");
                     self.send(json!({"type": "ack", "seq": h.seq})).await;
-                    return Some((h, b.slice(20..)));
+                    return Some((h, b.slice(SLICE_HEADER_LEN..)));
                 }
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => continue,
@@ -151,7 +124,7 @@ impl Client {
         let (mut n, mut stats) = (0, None);
         while let Some(left) = end.checked_duration_since(tokio::time::Instant::now()) {
             match self.next(left).await {
-                Some(Event::Slice(h, _)) => {
+                Some(Event::Slice(h, ..)) => {
                     n += 1;
                     if ack {
                         self.send(json!({"type": "ack", "seq": h.seq})).await;
@@ -166,47 +139,31 @@ impl Client {
         (n, stats)
     }
 
-    /// Reads until the connection closes; returns the close code seen.
+    /// Reads until the connection ends; returns the ending event
+    /// ([`Event::Closed`] or [`Event::Error`]), `None` on timeout.
     pub async fn until_closed(&mut self, limit: Duration) -> Option<Event> {
-        let end = tokio::time::Instant::now() + limit;
-        while let Some(left) = end.checked_duration_since(tokio::time::Instant::now()) {
-            if let e @ (Event::Closed(_) | Event::Error(_)) = self.next(left).await? {
-                return Some(e);
-            }
-        }
-        None
+        self.inner.until_closed(limit).await
+    }
+
+    /// Reads until the connection ends, as [`until_closed`](Self::until_closed);
+    /// returns the `code` of every `error` message on the way, and the end.
+    pub async fn errors_until_closed(&mut self, limit: Duration) -> (Vec<String>, Option<Event>) {
+        self.inner.errors_until_closed(limit).await
     }
 
     /// Sends a close frame.
     pub async fn close(&mut self, code: u16) {
-        let _ = self
-            .ws
-            .close(Some(CloseFrame {
-                code: code.into(),
-                reason: "".into(),
-            }))
-            .await;
+        self.inner.close(code).await;
     }
 
     /// Half-closes the TCP connection (FIN) without a close frame.
     pub async fn fin(mut self) -> Self {
-        use tokio::io::AsyncWriteExt;
-        let _ = self.ws.get_mut().shutdown().await;
+        self.inner.fin().await;
         self
     }
 
     /// Drops the connection with a reset (RST).
     pub fn rst(self) {
-        let stream = self.ws.into_inner();
-        let _ = stream.set_zero_linger();
-        drop(stream);
-    }
-
-    /// A ping with a payload (the server answers with a pong).
-    pub async fn ping(&mut self, p: &'static [u8]) {
-        self.ws
-            .send(Message::Ping(Bytes::from_static(p)))
-            .await
-            .expect("ping");
+        self.inner.rst();
     }
 }

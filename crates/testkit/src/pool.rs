@@ -4,6 +4,7 @@
 
 use std::{
     net::SocketAddr,
+    path::Path,
     process::Stdio,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::process::Command;
 
 use crate::{
-    proc::run, redis::RedisServer as Redis, server::http, wait_until, Client, Event, Server,
+    http::http, proc::run, redis::RedisServer as Redis, wait_until, Client, Event, Server,
 };
 
 /// Flags every pod gets unless the test overrides them.
@@ -95,16 +96,31 @@ pub async fn pool_ready(s: &Server) -> u16 {
 
 /// Starts `pool allocator` on a free port; waits for its `/healthz`.
 pub async fn allocator(bin: &str, url: &str) -> (SocketAddr, tokio::process::Child) {
+    allocator_with(bin, url, &[], None).await
+}
+
+/// Like [`allocator`], with `extra` flags and its stderr into `log`; waits
+/// until `/healthz` answers 200 with Redis up.
+pub async fn allocator_with(
+    bin: &str,
+    url: &str,
+    extra: &[&str],
+    log: Option<&Path>,
+) -> (SocketAddr, tokio::process::Child) {
     for _ in 0..5 {
         let addr: SocketAddr = format!("127.0.0.1:{}", crate::server::free_port())
             .parse()
             .expect("addr");
+        let stderr = log.map_or_else(Stdio::null, |p| {
+            Stdio::from(std::fs::File::create(p).expect("allocator log"))
+        });
         let mut child = Command::new(bin)
             .args(["pool", "allocator", "--redis", url, "--listen"])
             .arg(addr.to_string())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn allocator");
@@ -114,12 +130,14 @@ pub async fn allocator(bin: &str, url: &str) -> (SocketAddr, tokio::process::Chi
                 break false; // exited: the port was taken
             }
             let healthy = http(addr, "GET", "/healthz", &[], "").await;
-            if healthy.is_ok_and(|(status, _)| status == 200) {
+            if healthy
+                .is_ok_and(|(status, body)| status == 200 && body.contains("\"redis_up\":true"))
+            {
                 break child.try_wait().ok().flatten().is_none();
             }
             assert!(
                 Instant::now() < deadline,
-                "the allocator did not come up on {addr}"
+                "the allocator did not come up healthy on {addr}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
@@ -250,7 +268,7 @@ pub async fn keep_streaming(
     let (mut n, mut last, mut gap) = (0u64, Instant::now(), Duration::ZERO);
     while !stop.load(Ordering::SeqCst) {
         match c.next(Duration::from_secs(3)).await {
-            Some(Event::Slice(h, _)) => {
+            Some(Event::Slice(h, ..)) => {
                 n += 1;
                 gap = gap.max(last.elapsed());
                 last = Instant::now();

@@ -27,6 +27,15 @@ pub async fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs `bin` with `args` like [`run`]; its exit code and the one JSON
+/// line it printed on stdout (anything else panics, with stderr).
+pub async fn run_json(bin: &str, args: &[&str]) -> (i32, serde_json::Value) {
+    let (code, out, err) = run(bin, args).await;
+    let v = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("{args:?} printed no JSON line ({e}): {out:?} / {err}"));
+    (code, v)
+}
+
 /// The pid of the `serve` process listening on `addr`, from /proc.
 pub fn serve_pid(addr: SocketAddr) -> Option<u32> {
     let want = addr.to_string();

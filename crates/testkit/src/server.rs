@@ -11,6 +11,8 @@ use std::{
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
+use crate::http::http;
+
 /// A running `seatkeeper serve`.
 pub struct Server {
     child: Child,
@@ -23,12 +25,49 @@ pub struct Server {
     pub log: PathBuf,
 }
 
+/// The `seatkeeper` binary for tests outside its own package (where
+/// `CARGO_BIN_EXE_seatkeeper` is not set): `$SEATKEEPER_BIN`, else the newer of
+/// `target/release` and `target/debug`. Panics (the test fails, it does
+/// not skip) when there is none: build it first with
+/// `cargo build -p seatkeeper` (or `--release`).
+pub fn bin() -> String {
+    if let Ok(p) = std::env::var("SEATKEEPER_BIN") {
+        assert!(
+            PathBuf::from(&p).is_file(),
+            "SEATKEEPER_BIN={p} does not exist"
+        );
+        return p;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let newest = ["release", "debug"]
+        .iter()
+        .map(|p| root.join(p).join("seatkeeper"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max();
+    match newest {
+        Some((_, p)) => p.to_string_lossy().into_owned(),
+        None => panic!(
+            "no seatkeeper binary in {} (build it: cargo build -p seatkeeper) and SEATKEEPER_BIN unset",
+            root.display()
+        ),
+    }
+}
+
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// A fresh Unix socket path in the temp dir for `name` (the pid keeps
+/// test binaries running at once apart).
+pub fn socket_path(name: &str) -> String {
+    std::env::temp_dir()
+        .join(format!("seatkeeper-{}-{name}.sock", std::process::id()))
+        .display()
+        .to_string()
 }
 
 /// Polls `check` every 50 ms until it yields `Some` or `limit` passes.
@@ -177,6 +216,16 @@ impl Server {
         self.get_json("/sessions").await
     }
 
+    /// Whether `/readyz` says 200 within `limit` (an external engine
+    /// connected, not draining).
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        wait_until(limit, || async {
+            (self.get("/readyz").await.ok()?.0 == 200).then_some(())
+        })
+        .await
+        .is_some()
+    }
+
     /// Waits until no seat is held; returns how long that took.
     pub async fn wait_released(&self, limit: Duration) -> Option<Duration> {
         let t0 = Instant::now();
@@ -228,7 +277,3 @@ impl Server {
             .ok()
     }
 }
-
-/// A minimal HTTP/1.1 client (one request, `Connection: close`), shared
-/// with the chaos tool.
-pub use seatkeeper_chaos::http::http;

@@ -17,31 +17,9 @@ pub const PONG: Duration = Duration::from_secs(5);
 /// Slack on top of every contract bound, for a loaded 2-core CI machine.
 pub const SLACK: Duration = Duration::from_secs(3);
 
-/// The `seatkeeper` binary: `$SEATKEEPER_BIN`, else the newer of
-/// `target/release` and `target/debug`. Panics (the test fails, it does
-/// not skip) when there is none: build it first with
-/// `cargo build -p seatkeeper` (or `--release`).
+/// The `seatkeeper` binary (testkit finds it).
 pub fn server_bin() -> String {
-    if let Ok(p) = std::env::var("SEATKEEPER_BIN") {
-        assert!(
-            PathBuf::from(&p).is_file(),
-            "SEATKEEPER_BIN={p} does not exist"
-        );
-        return p;
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
-    let newest = ["release", "debug"]
-        .iter()
-        .map(|p| root.join(p).join("seatkeeper"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max();
-    match newest {
-        Some((_, p)) => p.to_string_lossy().into_owned(),
-        None => panic!(
-            "no seatkeeper binary in {} (build it: cargo build -p seatkeeper) and SEATKEEPER_BIN unset",
-            root.display()
-        ),
-    }
+    seatkeeper_testkit::server::bin()
 }
 
 /// The chaos binary of this package (the child client of sigstop/blackhole).

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Duration};
 use seatkeeper_testkit::{wait_until, Client, Event, Server};
 use serde_json::json;
 
-use crate::{fairness::flood, session, until_closed, BIN, SOON};
+use crate::{fairness::flood, session, BIN, SOON};
 
 #[tokio::test]
 #[ignore = "a measurement: run with --ignored --nocapture"]
@@ -43,7 +43,7 @@ async fn bench_demo_params_flood_outcomes() {
             c.hello(json!({})).await;
             flood(&mut c, n, 16).await;
             c.send(json!({"type": "bye"})).await;
-            let (errors, close) = until_closed(&mut c).await;
+            let (errors, close) = c.errors_until_closed(SOON).await;
             let close = match close {
                 Some(Event::Closed(Some(code @ (1000 | 1008)))) => code,
                 other => panic!("{n} params: {errors:?} {other:?}: only 1000 or 1008"),

@@ -4,14 +4,12 @@
 
 use std::time::Duration;
 
-use futures_util::SinkExt;
 use seatkeeper_testkit::{Client, Event, Server};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     fake::{Behaviour, FakeEngine},
-    ready, session, socket_path, until_closed, BIN, SOON,
+    ready, session, socket_path, BIN, SOON,
 };
 
 /// Sends `n` params of `bytes` bytes as fast as the socket takes them,
@@ -20,7 +18,7 @@ pub(crate) async fn flood(c: &mut Client, n: usize, bytes: usize) {
     let blob = "x".repeat(bytes);
     for i in 0..n {
         let msg = json!({"type": "params", "i": i, "blob": blob}).to_string();
-        if c.ws.send(Message::text(msg)).await.is_err() {
+        if c.inner().send_text(&msg).await.is_err() {
             return;
         }
     }
@@ -58,7 +56,7 @@ async fn floods_at_a_slow_engine_close_only_the_flooders_and_every_session_end_a
     // sessions is their share of the engine queue, not the rate limit.
     let floods = flooders.into_iter().map(|(id, mut c)| async move {
         flood(&mut c, 300, 32 << 10).await;
-        (id, until_closed(&mut c).await)
+        (id, c.errors_until_closed(SOON).await)
     });
     let (ended, (streamed, _)) = tokio::join!(
         futures_util::future::join_all(floods),
@@ -98,7 +96,7 @@ async fn a_params_flood_at_the_demo_engine_is_1008_every_time() {
         let r = c.hello(json!({})).await;
         assert_eq!(r["type"], "ready", "try {i}: {r}");
         flood(&mut c, 2_000, 16).await;
-        let (errors, close) = until_closed(&mut c).await;
+        let (errors, close) = c.errors_until_closed(SOON).await;
         assert!(
             matches!(close, Some(Event::Closed(Some(1008)))),
             "try {i}: {errors:?} {close:?}"

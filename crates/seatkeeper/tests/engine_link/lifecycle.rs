@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::{
     fake::{Behaviour, FakeEngine},
-    ready, session, socket_path, until_closed, BIN, SOON,
+    ready, session, socket_path, BIN, SOON,
 };
 
 /// Reads `n` slices, acking each with a buffer depth.
@@ -18,7 +18,7 @@ async fn ack_slices(c: &mut Client, n: usize, buffer_ms: f64) -> u64 {
     let mut last = 0;
     while n as u64 > last {
         match c.next(SOON).await {
-            Some(Event::Slice(h, _)) => {
+            Some(Event::Slice(h, ..)) => {
                 c.send(json!({"type": "ack", "seq": h.seq, "buffer_ms": buffer_ms}))
                     .await;
                 last = h.seq;
@@ -146,7 +146,7 @@ async fn a_bad_knob_schema_fails_the_session_clearly_and_holds_no_seat() {
         message.contains("bad_knobs") && message.contains("unknown kind"),
         "{message}"
     );
-    let (_, close) = until_closed(&mut c).await;
+    let (_, close) = c.errors_until_closed(SOON).await;
     assert!(
         matches!(close, Some(Event::Closed(Some(1011)))),
         "{close:?}"

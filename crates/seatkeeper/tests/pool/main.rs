@@ -29,7 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use seatkeeper_testkit::{pool::*, proc, redis_or_skip, server::http, wait_until, Server};
+use seatkeeper_testkit::{http::http, pool::*, proc, redis_or_skip, wait_until, Server};
 use serde_json::{json, Value};
 use tokio::process::Command;
 

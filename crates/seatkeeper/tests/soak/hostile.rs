@@ -1,17 +1,20 @@
-//! Hostile clients on testkit's raw WebSocket (floods, garbage, mute
-//! upgrades) and plain HTTP on the same port.
+//! Hostile clients on the WebSocket client's `Result` API and its raw
+//! escape hatch (floods, garbage, mute upgrades) — a failure is counted,
+//! never a panic — and plain HTTP on the same port.
 
 use super::*;
 
 /// Sends `hello` on `w`; the first text reply.
-async fn raw_hello(w: &mut RawWs, s: &Soak) -> Option<Value> {
+async fn raw_hello(w: &mut ws::Client, s: &Soak) -> Option<Value> {
     s.hellos_sent.fetch_add(1, Relaxed);
-    w.send(TEXT, br#"{"type":"hello","client_id":"soak-raw"}"#)
+    // A send the server already cut off shows in what is read next.
+    let _ = w
+        .send_text(r#"{"type":"hello","client_id":"soak-raw"}"#)
         .await;
     let reply = loop {
         match w.next(PATIENCE).await {
-            Got::Text(v) => break Some(v),
-            Got::Binary => continue,
+            Some(Event::Text(v)) => break Some(v),
+            Some(Event::Slice(..)) => continue,
             _ => break None,
         }
     };
@@ -20,7 +23,7 @@ async fn raw_hello(w: &mut RawWs, s: &Soak) -> Option<Value> {
 }
 
 /// Hello on `w`; `true` when a session started (a `busy` is counted).
-async fn admitted(w: &mut RawWs, s: &Soak, who: &str) -> bool {
+async fn admitted(w: &mut ws::Client, s: &Soak, who: &str) -> bool {
     match raw_hello(w, s).await {
         Some(v) if v["type"] == "ready" => true,
         Some(v) if v["type"] == "busy" => {
@@ -36,14 +39,16 @@ async fn admitted(w: &mut RawWs, s: &Soak, who: &str) -> bool {
 
 /// Hello, then five times `--max-msg-rate` acks in one write: closed 1008.
 pub(crate) async fn flooder(s: Arc<Soak>, mut rng: Rng) {
-    let burst = frame(TEXT, br#"{"type":"ack","seq":0}"#).repeat(5 * MAX_MSG_RATE);
+    let burst = frame::encode(TEXT, br#"{"type":"ack","seq":0}"#).repeat(5 * MAX_MSG_RATE);
     while s.running() {
-        match RawWs::connect(s.server.addr).await {
+        match ws::Client::connect_addr(s.server.addr, None).await {
             Ok(mut w) => {
                 if admitted(&mut w, &s, "flooder").await {
                     let _ = w.write_raw(&burst).await;
-                    match w.until_closed().await {
-                        (Got::Close(Some(1008)), e) if e.iter().any(|c| c == "rate_limited") => {
+                    match w.errors_until_closed(PATIENCE).await {
+                        (e, Some(Event::Closed(Some(1008))))
+                            if e.iter().any(|c| c == "rate_limited") =>
+                        {
                             s.count("flood_closed_1008")
                         }
                         other => s.fail(format!("flooder: {other:?}")),
@@ -138,7 +143,7 @@ pub(crate) async fn garbler(s: Arc<Soak>, mut rng: Rng) {
             payload,
             close: code,
         } = cases[i % cases.len()];
-        let mut w = match RawWs::connect(s.server.addr).await {
+        let mut w = match ws::Client::connect_addr(s.server.addr, None).await {
             Ok(w) => w,
             Err(e) => {
                 s.fail(format!("{name}: {e}"));
@@ -148,23 +153,24 @@ pub(crate) async fn garbler(s: Arc<Soak>, mut rng: Rng) {
         if in_session && !admitted(&mut w, &s, name).await {
             continue;
         }
-        w.send(opcode, payload).await;
+        // Raw: the WebSocket layer would refuse to send the oversized one.
+        let _ = w.send_frame(opcode, payload).await;
         if code.is_none() {
             let answer = loop {
                 match w.next(PATIENCE).await {
-                    Got::Text(v) if v["type"] == "stats" => continue,
-                    Got::Binary => continue,
+                    Some(Event::Text(v)) if v["type"] == "stats" => continue,
+                    Some(Event::Slice(..)) => continue,
                     other => break other,
                 }
             };
-            if !matches!(&answer, Got::Text(v) if v["code"] == "unknown_type") {
+            if !matches!(&answer, Some(Event::Text(v)) if v["code"] == "unknown_type") {
                 s.fail(format!("{name}: answered {answer:?}"));
                 continue;
             }
-            w.send(TEXT, br#"{"type":"bye"}"#).await;
+            let _ = w.send_text(r#"{"type":"bye"}"#).await;
         }
-        match w.until_closed().await {
-            (Got::Close(got), _) if got == code.or(Some(1000)) => s.count(name),
+        match w.errors_until_closed(PATIENCE).await {
+            (_, Some(Event::Closed(got))) if got == code.or(Some(1000)) => s.count(name),
             other => s.fail(format!("{name}: {other:?}")),
         }
         sleep(rng.millis(50, 300)).await;
@@ -174,13 +180,14 @@ pub(crate) async fn garbler(s: Arc<Soak>, mut rng: Rng) {
 /// Upgrades that never say `hello`, dropped after a second (FIN or RST).
 pub(crate) async fn mute(s: Arc<Soak>, mut rng: Rng) {
     while s.running() {
-        match RawWs::connect(s.server.addr).await {
+        match ws::Client::connect_addr(s.server.addr, None).await {
             Ok(w) => {
                 sleep(Duration::from_secs(1)).await;
                 if rng.coin() {
-                    let _ = w.zero_linger();
+                    w.rst();
+                } else {
+                    drop(w);
                 }
-                drop(w);
                 s.count("mute_upgrade");
             }
             Err(e) => s.fail(format!("mute: {e}")),

@@ -13,7 +13,7 @@
 //! # Layout
 //! - `polite`: well-behaved clients (testkit's `Client`): streams, drops,
 //!   resumes, frozen readers.
-//! - `hostile`: clients on testkit's raw WebSocket: floods, garbage,
+//! - `hostile`: clients on the `Result` API and its raw escape hatch: floods, garbage,
 //!   upgrades that never say `hello`; plain HTTP.
 //! - `monitor`: the invariant checked every 200 ms, and the warm-up.
 #![cfg(target_os = "linux")]
@@ -33,8 +33,12 @@ use std::{
 
 use seatkeeper_testkit::{
     proc::{serve_pid, usage},
-    raw::{frame, Got, RawWs, BINARY, TEXT},
-    wait_until, Client, Event, Rng, Server,
+    wait_until,
+    ws::{
+        self,
+        frame::{self, BINARY, TEXT},
+    },
+    Client, Event, Rng, Server,
 };
 use serde_json::{json, Value};
 use tokio::time::sleep;

@@ -44,7 +44,7 @@ async fn stream(c: &mut Client, dur: Duration) -> Result<(u64, u64), String> {
     let (mut n, mut last) = (0, 0);
     while let Some(left) = end.checked_duration_since(tokio::time::Instant::now()) {
         match c.next(left).await {
-            Some(Event::Slice(h, _)) => {
+            Some(Event::Slice(h, ..)) => {
                 n += 1;
                 last = h.seq;
                 c.send(json!({"type": "ack", "seq": h.seq})).await;
@@ -154,7 +154,7 @@ pub(crate) async fn resumer(s: Arc<Soak>, mut rng: Rng) {
             }
             token = str_of(&again, "resume_token");
             match c.next(PATIENCE).await {
-                Some(Event::Slice(h, _)) if h.keyframe() && h.seq > last => {}
+                Some(Event::Slice(h, ..)) if h.keyframe() && h.seq > last => {}
                 other => {
                     s.fail(format!(
                         "resumer {id}: first after resume (last {last}): {other:?}"
