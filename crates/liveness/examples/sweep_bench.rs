@@ -46,7 +46,7 @@ fn main() {
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let _child = std::process::Command::new(&args[0])
+    let mut child = std::process::Command::new(&args[0])
         .args(["clients", &addr.to_string(), &n.to_string()])
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -104,4 +104,7 @@ fn main() {
         cpu.map_or(f64::NAN, per),
         cpu.map_or(f64::NAN, |c| per(c) * 10_000.0 / 1e6),
     );
+    // Closing its stdin lets the child go.
+    drop(child.stdin.take());
+    let _ = child.wait();
 }
