@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Watchdog sweep cost under load, two builds side by side in one run: N
 # sessions of 10 slices/s of 1 KiB (`seatkeeper load`, acks coalesced within
-# 10 ms), the server pinned to CPU 0 and the load to CPU 1, default watchdog
-# settings (sweeps every 500 ms, 30 s grace). Figures from /metrics over the
-# middle third of each run.
+# 10 ms) in its own process, default watchdog settings (sweeps every 500 ms,
+# 30 s grace). Figures from /metrics over SWEEP_WINDOW seconds (15) that
+# start once every session is watched (or half the run has passed).
+# SWEEP_PIN=1 pins the server to CPU 0 and the load to CPU 1 (on a machine
+# shared with other work, one core may not hold 10,000 sessions).
 #
 #   SWEEP_BEFORE=/path/to/old/seatkeeper bench/sweep.sh [N ...]   (default: 10000 19000)
-#   SWEEP_SECS=30 (run length)   SWEEP_AFTER=target/release/seatkeeper
+#   SWEEP_SECS=60 (run length)   SWEEP_AFTER=target/release/seatkeeper
 #
 # Appends one JSON object per (build, N) to bench/results/sweep.json.
 # Loopback only; every run is bounded in time.
@@ -14,13 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000 19000)
-secs=${SWEEP_SECS:-30}
+secs=${SWEEP_SECS:-60}
+window=${SWEEP_WINDOW:-15}
 after=${SWEEP_AFTER:-target/release/seatkeeper}
 builds=("after=$after")
 [ -n "${SWEEP_BEFORE:-}" ] && builds=("before=$SWEEP_BEFORE" "${builds[@]}")
 out=${SWEEP_OUT:-bench/results/sweep.json}
 mkdir -p bench/results
 port=18900
+pin_srv=(); pin_load=()
+[ "${SWEEP_PIN:-0}" = 1 ] && pin_srv=(taskset -c 0) && pin_load=(taskset -c 1)
 
 metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 snap() {
@@ -33,15 +38,20 @@ for n in "${sizes[@]}"; do
   for b in "${builds[@]}"; do
     name=${b%%=*}; bin=${b#*=}
     port=$((port + 1))
-    taskset -c 0 "$bin" serve --listen "127.0.0.1:$port" --seats $((n + 100)) --max-connections 19500 \
+    "${pin_srv[@]}" "$bin" serve --listen "127.0.0.1:$port" --seats $((n + 100)) --max-connections 19500 \
       --engine synthetic:10:1024 2>"bench/results/sweep-$name-$n.log" &
     srv=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-    taskset -c 1 "$bin" load --url "ws://127.0.0.1:$port/ws" --sessions "$n" --duration-s "$secs" \
+    "${pin_load[@]}" "$bin" load --url "ws://127.0.0.1:$port/ws" --sessions "$n" --duration-s "$secs" \
       --connect-concurrency 500 --bye false >"bench/results/sweep-load-$name-$n.json" 2>/dev/null &
     load=$!
-    sleep $((secs / 3)); a=$(snap)
-    sleep $((secs / 3)); z=$(snap)
+    t0=$SECONDS
+    while [ $((SECONDS - t0)) -lt $((secs / 2)) ]; do
+      [ "$(metric seatkeeper_watchdog_sockets)" = "$n" ] && break
+      sleep 1
+    done
+    sleep 3; a=$(snap)
+    sleep "$window"; z=$(snap)
     wait $load || true
     kill $srv; wait $srv 2>/dev/null || true
     python3 - "$name" "$n" "$a" "$z" "bench/results/sweep-load-$name-$n.json" >>"$out" <<'PY'

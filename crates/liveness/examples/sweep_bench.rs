@@ -1,7 +1,8 @@
 //! What watching costs: one sampler sweep over N live loopback sockets.
 //!
 //! `cargo run --release -p seatkeeper-liveness --example sweep_bench -- 9000 [keeping-up]`
-//! (N pairs take 2N descriptors; the open-file limit here is 20,000).
+//! The client ends live in a child process (this program again, `clients
+//! ADDR N`), so N can reach the open-file limit (20,000 here) less a few.
 //! With `keeping-up`, every socket shows client progress and a write
 //! before each sweep (as a streaming client that acks does), so the sweep
 //! skips most looks; the figures are then the cost of the skip rule.
@@ -29,19 +30,28 @@ impl Hooks for Quiet {
     }
 }
 
+/// The child: connects `n` times to `addr`, then holds the connections
+/// until its stdin closes (the parent exited).
+fn clients(addr: &str, n: usize) {
+    let held: Vec<_> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]);
+    drop(held);
+}
+
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1000);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("clients") {
+        return clients(&args[2], args[3].parse().unwrap());
+    }
+    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut pairs = Vec::with_capacity(n);
-    for _ in 0..n {
-        let c = TcpStream::connect(addr).unwrap();
-        let (s, _) = listener.accept().unwrap();
-        pairs.push((s, c));
-    }
+    let mut child = std::process::Command::new(&args[0])
+        .args(["clients", &addr.to_string(), &n.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pairs: Vec<_> = (0..n).map(|_| (listener.accept().unwrap().0, ())).collect();
     let keeping_up = std::env::args().nth(2).as_deref() == Some("keeping-up");
     // Sweeps run below, by hand; the grace is long enough for the longest
     // gap between looks (the default settings' is 7 sweeps).
@@ -94,4 +104,7 @@ fn main() {
         cpu.map_or(f64::NAN, per),
         cpu.map_or(f64::NAN, |c| per(c) * 10_000.0 / 1e6),
     );
+    // Closing its stdin lets the child go.
+    drop(child.stdin.take());
+    let _ = child.wait();
 }

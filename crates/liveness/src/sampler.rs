@@ -38,9 +38,10 @@ pub trait Hooks: Send + Sync + 'static {
     /// Called once, from the sampler thread, just before the socket is
     /// aborted. Must not block.
     fn on_reap(&self, evidence: &Evidence);
-    /// Every verdict of every sweep (a reap's also goes to `on_reap`), from
-    /// the sampler thread, for whoever watches (the operator's page). Must
-    /// not block.
+    /// Every verdict of every kernel look (a reap's also goes to
+    /// `on_reap`; a sweep that skipped the look leaves the last verdict
+    /// standing), from the sampler thread, for whoever watches (the
+    /// operator's page). Must not block.
     fn observed(&self, _verdict: &Verdict) {}
 }
 
