@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use seatkeeper_protocol::{SliceHeader, SLICE_HEADER_LEN};
 use serde_json::{json, Value};
 use tokio::{
-    io::AsyncWriteExt,
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
     time::Instant,
 };
@@ -81,10 +81,11 @@ pub enum HelloOutcome {
     Refused(Value),
 }
 
-/// A chaos client.
-pub struct Client {
+/// The client, over TCP unless the caller brings its own stream (a TLS
+/// session, see [`handshake`](Client::handshake)).
+pub struct Client<S = TcpStream> {
     /// The WebSocket.
-    pub ws: WebSocketStream<TcpStream>,
+    pub ws: WebSocketStream<S>,
 }
 
 impl Client {
@@ -112,10 +113,7 @@ impl Client {
                 .set_nodelay(true)
                 .map_err(ChaosError::io("nodelay"))?;
             let url = format!("ws://{}{}", target.authority, target.path);
-            let (ws, _) = client_async(url, stream)
-                .await
-                .map_err(|e| ChaosError::Ws(e.to_string()))?;
-            Ok(Self { ws })
+            Self::handshake(stream, &url).await
         };
         tokio::time::timeout(HANDSHAKE_LIMIT, up)
             .await
@@ -125,6 +123,24 @@ impl Client {
     /// Connects to `ws://ADDR/ws` (a server under test on this machine).
     pub async fn connect_addr(addr: SocketAddr, rcvbuf: Option<u32>) -> Result<Self, ChaosError> {
         Self::connect(&Target::ws(addr), rcvbuf).await
+    }
+
+    /// Drops the connection with a reset (RST).
+    pub fn rst(self) {
+        let stream = self.ws.into_inner();
+        let _ = stream.set_zero_linger();
+        drop(stream);
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    /// The WebSocket upgrade of `url` on a stream already open (no time
+    /// limit of its own: [`connect`](Client::connect) bounds it).
+    pub async fn handshake(stream: S, url: &str) -> Result<Self, ChaosError> {
+        let (ws, _) = client_async(url, stream)
+            .await
+            .map_err(|e| ChaosError::Ws(e.to_string()))?;
+        Ok(Self { ws })
     }
 
     /// Sends a JSON message.
@@ -279,13 +295,6 @@ impl Client {
     pub async fn fin(&mut self) {
         use tokio::io::AsyncWriteExt;
         let _ = self.ws.get_mut().shutdown().await;
-    }
-
-    /// Drops the connection with a reset (RST).
-    pub fn rst(self) {
-        let stream = self.ws.into_inner();
-        let _ = stream.set_zero_linger();
-        drop(stream);
     }
 }
 

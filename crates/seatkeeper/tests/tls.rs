@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::ServerName;
 use seatkeeper_testkit::{
     http::{exchange_on, http},
     tls::SelfSigned,
+    ws, Event,
 };
-use tokio_tungstenite::{client_async, tungstenite::Message};
 
 const BIN: &str = env!("CARGO_BIN_EXE_seatkeeper");
 
@@ -49,25 +48,27 @@ async fn wss_and_https_on_the_one_port() {
 
     let tcp = tokio::net::TcpStream::connect(&listen).await.unwrap();
     let stream = tls.connect(name, tcp).await.unwrap();
-    let (mut ws, _) = client_async(format!("wss://localhost:{port}/ws"), stream)
+    let mut ws = ws::Client::handshake(stream, &format!("wss://localhost:{port}/ws"))
         .await
         .expect("wss handshake");
-    ws.send(Message::text(r#"{"type":"hello"}"#)).await.unwrap();
-    let ready = ws.next().await.unwrap().unwrap();
+    ws.send_text(r#"{"type":"hello"}"#).await.unwrap();
+    let ready = ws.next(Duration::from_secs(10)).await;
     assert!(
-        ready.to_text().unwrap().contains(r#""type":"ready""#),
-        "{ready}"
+        matches!(&ready, Some(Event::Text(v)) if v["type"] == "ready"),
+        "{ready:?}"
     );
-    let slice = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if let Some(Ok(Message::Binary(b))) = ws.next().await {
-                return b;
-            }
+    let end = tokio::time::Instant::now() + Duration::from_secs(5);
+    let slice = loop {
+        match ws
+            .next(end.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            Some(Event::Text(_)) => continue,
+            other => break other,
         }
-    })
-    .await
-    .unwrap();
-    assert_eq!(slice[0], 1, "a slice frame, version 1");
+    };
+    // A slice event is a frame whose header decoded: version 1.
+    assert!(matches!(slice, Some(Event::Slice(..))), "{slice:?}");
 
     // Plain HTTP on the TLS port is not served.
     let plain = http(listen.parse().unwrap(), "GET", "/healthz", &[], "").await;
