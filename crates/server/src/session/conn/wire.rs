@@ -1,0 +1,230 @@
+//! The connection's transport, shared by its reader and its writer: a
+//! WebSocket over any byte stream ([`Io`]) — the upgraded HTTP connection in
+//! the server, one end of an in-process pipe in tests.
+//!
+//! The reader takes messages as tungstenite parses them (tungstenite also
+//! answers pings and echoes a close on its own). The writer writes data
+//! frames itself: a server frame is a 2-, 4- or 10-byte header and the
+//! unmasked payload, so the header is built here and the payload — a slice
+//! shared with the outbox, a control message's string — goes to the socket
+//! with one vectored write for a whole burst of frames, never copied into
+//! tungstenite's buffer. Pings still go through tungstenite and are flushed
+//! at once (the ping clock takes the stream offset after one).
+//!
+//! Both kinds of frame reach the socket through one [`WriteThrough`] queue,
+//! which only ever takes whole frames, in order, so they never interleave.
+//! Once the reader has seen the peer's close frame (tungstenite will echo
+//! it), the writer sends nothing more: no data frame may follow a close.
+
+use std::{
+    fmt,
+    future::poll_fn,
+    io,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{ready, Poll},
+};
+
+use bytes::Bytes;
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::{
+    tungstenite::{self, Message},
+    WebSocketStream,
+};
+
+use crate::write_through::WriteThrough;
+
+/// A byte stream a connection can run on.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// The WebSocket a connection runs on, over the byte stream `S`.
+pub type WsOver<S> = WebSocketStream<WriteThrough<S>>;
+
+/// Bytes of frames queued before the writer waits for the socket to take
+/// them: a burst of small slices goes out in one vectored write.
+const BATCH_BYTES: usize = 256 << 10;
+
+/// Frames queued before the writer waits (one vectored write covers 64).
+const BATCH_FRAMES: usize = 64;
+
+/// Frame opcodes (RFC 6455 §5.2).
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+
+/// Why a write did not happen.
+#[derive(Debug)]
+pub enum SendError {
+    /// The peer closed; the connection is ending, nothing more goes out.
+    Closing,
+    /// The socket failed.
+    Io(io::Error),
+    /// tungstenite refused (a ping after the close, a failed socket).
+    Ws(tungstenite::Error),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closing => f.write_str("the peer closed"),
+            Self::Io(e) => e.fmt(f),
+            Self::Ws(e) => e.fmt(f),
+        }
+    }
+}
+
+struct Inner<S> {
+    ws: WsOver<S>,
+    /// The peer's close frame (or the end of the stream) was read.
+    peer_closed: bool,
+}
+
+/// See the module docs. Clones share the one stream.
+pub struct Wire<S>(Arc<Mutex<Inner<S>>>);
+
+impl<S> Clone for Wire<S> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+/// A server frame's header: FIN, `opcode`, no mask, the length.
+pub(crate) fn frame_head(opcode: u8, len: usize) -> ([u8; 10], usize) {
+    let mut h = [0u8; 10];
+    h[0] = 0x80 | opcode;
+    if len < 126 {
+        h[1] = len as u8;
+        (h, 2)
+    } else if len <= 0xFFFF {
+        h[1] = 126;
+        h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        (h, 4)
+    } else {
+        h[1] = 127;
+        h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        (h, 10)
+    }
+}
+
+impl<S: Io> Wire<S> {
+    /// Shares `ws` between a reader and a writer.
+    pub fn new(ws: WsOver<S>) -> Self {
+        Self(Arc::new(Mutex::new(Inner {
+            ws,
+            peer_closed: false,
+        })))
+    }
+
+    // Held only inside one poll, never across an await: the reader and the
+    // writer each wait on their own side of the socket.
+    fn lock(&self) -> MutexGuard<'_, Inner<S>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream back, once every other clone is gone.
+    pub fn into_ws(self) -> Option<WsOver<S>> {
+        let inner = Arc::try_unwrap(self.0).ok()?;
+        Some(inner.into_inner().unwrap_or_else(|e| e.into_inner()).ws)
+    }
+
+    /// The next message from the peer.
+    pub async fn next(&self) -> Option<Result<Message, tungstenite::Error>> {
+        poll_fn(|cx| {
+            let mut inner = self.lock();
+            let r = ready!(Pin::new(&mut inner.ws).poll_next(cx));
+            if !matches!(r, Some(Ok(ref m)) if !m.is_close()) {
+                inner.peer_closed = true;
+            }
+            Poll::Ready(r)
+        })
+        .await
+    }
+
+    /// A text frame.
+    pub async fn send_text(&self, text: String, flush: bool) -> Result<(), SendError> {
+        self.send_data(OP_TEXT, Bytes::from(text.into_bytes()), flush)
+            .await
+    }
+
+    /// A binary frame whose payload is `body`, shared, not copied.
+    pub async fn send_binary(&self, body: Bytes, flush: bool) -> Result<(), SendError> {
+        self.send_data(OP_BINARY, body, flush).await
+    }
+
+    async fn send_data(&self, opcode: u8, body: Bytes, flush: bool) -> Result<(), SendError> {
+        let (head, head_len) = frame_head(opcode, body.len());
+        let mut body = Some(body);
+        poll_fn(|cx| {
+            let mut inner = self.lock();
+            if inner.peer_closed {
+                return Poll::Ready(Err(SendError::Closing));
+            }
+            let io = inner.ws.get_mut();
+            // Backpressure: past a burst's worth, the socket must take the
+            // queue before another frame joins it.
+            if io.queued() >= BATCH_BYTES || io.queued_frames() >= BATCH_FRAMES {
+                ready!(io.poll_drain(cx)).map_err(SendError::Io)?;
+            }
+            io.push(&head[..head_len], body.take().expect("pushed once"));
+            Poll::Ready(Ok(()))
+        })
+        .await?;
+        if flush {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes out everything queued.
+    pub async fn flush(&self) -> Result<(), SendError> {
+        poll_fn(|cx| Pin::new(self.lock().ws.get_mut()).poll_flush(cx))
+            .await
+            .map_err(SendError::Io)
+    }
+
+    /// A ping, written out before this returns.
+    pub async fn send_ping(&self, payload: Bytes) -> Result<(), SendError> {
+        let mut msg = Some(Message::Ping(payload));
+        poll_fn(|cx| {
+            let mut inner = self.lock();
+            if inner.peer_closed {
+                return Poll::Ready(Err(SendError::Closing));
+            }
+            let ws = Pin::new(&mut inner.ws);
+            ready!(ws.poll_ready(cx)).map_err(SendError::Ws)?;
+            let msg = msg.take().expect("sent once");
+            Poll::Ready(
+                Pin::new(&mut inner.ws)
+                    .start_send(msg)
+                    .map_err(SendError::Ws),
+            )
+        })
+        .await?;
+        poll_fn(|cx| Pin::new(&mut self.lock().ws).poll_flush(cx))
+            .await
+            .map_err(SendError::Ws)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_take_the_shortest_length_form() {
+        assert_eq!(
+            frame_head(OP_BINARY, 0),
+            ([0x82, 0, 0, 0, 0, 0, 0, 0, 0, 0], 2)
+        );
+        assert_eq!(frame_head(OP_TEXT, 125).0[..2], [0x81, 125]);
+        assert_eq!(frame_head(OP_BINARY, 126).0[..4], [0x82, 126, 0, 126]);
+        assert_eq!(
+            frame_head(OP_BINARY, 65_535).0[..4],
+            [0x82, 126, 0xFF, 0xFF]
+        );
+        let (h, n) = frame_head(OP_BINARY, 65_536);
+        assert_eq!(n, 10);
+        assert_eq!(h, [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+}
