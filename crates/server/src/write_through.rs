@@ -32,7 +32,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Longest frame header [`WriteThrough::push`] takes.
-pub const MAX_HEAD: usize = 14;
+/// (A WebSocket header and a slice header fit.)
+pub const MAX_HEAD: usize = 32;
 
 /// Most chunks one vectored write covers (two buffers each).
 const MAX_CHUNKS_PER_WRITE: usize = 64;

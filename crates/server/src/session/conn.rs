@@ -543,7 +543,7 @@ async fn write_loop<S: Io>(
         let flush = !more;
         let (ping, slice_len) = match &item {
             Item::Ping(p) => (Some(p.clone()), None),
-            Item::Slice(b) => (None, Some(slice_payload_len(b))),
+            Item::Slice(s) => (None, Some(s.payload.len() as u64)),
             Item::Text(_) => (None, None),
         };
         let sent = tokio::select! {
@@ -554,7 +554,7 @@ async fn write_loop<S: Io>(
                     Item::Text(t) => wire.send_text(t, flush).await,
                     // A ping is flushed at once: its end offset is taken after it.
                     Item::Ping(p) => wire.send_ping(p).await,
-                    Item::Slice(b) => wire.send_binary(b, flush).await,
+                    Item::Slice(s) => wire.send_slice(s, flush).await,
                 }
             } => r,
         };
@@ -580,9 +580,4 @@ async fn write_loop<S: Io>(
         }
     }
     true
-}
-
-fn slice_payload_len(wire: &[u8]) -> u64 {
-    wire.len()
-        .saturating_sub(seatkeeper_protocol::SLICE_HEADER_LEN) as u64
 }

@@ -33,7 +33,9 @@ use tokio_tungstenite::{
     WebSocketStream,
 };
 
-use crate::write_through::WriteThrough;
+use super::super::outbox::Stamped;
+use crate::write_through::{WriteThrough, MAX_HEAD};
+use seatkeeper_protocol::SLICE_HEADER_LEN;
 
 /// A byte stream a connection can run on.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -89,9 +91,10 @@ impl<S> Clone for Wire<S> {
     }
 }
 
-/// A server frame's header: FIN, `opcode`, no mask, the length.
-pub(crate) fn frame_head(opcode: u8, len: usize) -> ([u8; 10], usize) {
-    let mut h = [0u8; 10];
+/// A server frame's header: FIN, `opcode`, no mask, the length (in the
+/// first 2, 4 or 10 bytes; the rest is room for a slice header).
+pub(crate) fn frame_head(opcode: u8, len: usize) -> ([u8; MAX_HEAD], usize) {
+    let mut h = [0u8; MAX_HEAD];
     h[0] = 0x80 | opcode;
     if len < 126 {
         h[1] = len as u8;
@@ -147,13 +150,21 @@ impl<S: Io> Wire<S> {
             .await
     }
 
-    /// A binary frame whose payload is `body`, shared, not copied.
-    pub async fn send_binary(&self, body: Bytes, flush: bool) -> Result<(), SendError> {
-        self.send_data(OP_BINARY, body, flush).await
+    /// A slice: one binary frame, its slice header sent with the frame's
+    /// own and its payload straight from the shared buffer.
+    pub async fn send_slice(&self, slice: Stamped, flush: bool) -> Result<(), SendError> {
+        let (mut head, n) = frame_head(OP_BINARY, slice.len());
+        head[n..n + SLICE_HEADER_LEN].copy_from_slice(&slice.header);
+        self.send_frame(&head[..n + SLICE_HEADER_LEN], slice.payload, flush)
+            .await
     }
 
     async fn send_data(&self, opcode: u8, body: Bytes, flush: bool) -> Result<(), SendError> {
-        let (head, head_len) = frame_head(opcode, body.len());
+        let (head, n) = frame_head(opcode, body.len());
+        self.send_frame(&head[..n], body, flush).await
+    }
+
+    async fn send_frame(&self, head: &[u8], body: Bytes, flush: bool) -> Result<(), SendError> {
         let mut body = Some(body);
         poll_fn(|cx| {
             let mut inner = self.lock();
@@ -166,7 +177,7 @@ impl<S: Io> Wire<S> {
             if io.queued() >= BATCH_BYTES || io.queued_frames() >= BATCH_FRAMES {
                 ready!(io.poll_drain(cx)).map_err(SendError::Io)?;
             }
-            io.push(&head[..head_len], body.take().expect("pushed once"));
+            io.push(head, body.take().expect("pushed once"));
             Poll::Ready(Ok(()))
         })
         .await?;
@@ -213,10 +224,8 @@ mod tests {
 
     #[test]
     fn headers_take_the_shortest_length_form() {
-        assert_eq!(
-            frame_head(OP_BINARY, 0),
-            ([0x82, 0, 0, 0, 0, 0, 0, 0, 0, 0], 2)
-        );
+        let (h, n) = frame_head(OP_BINARY, 0);
+        assert_eq!((&h[..2], n), (&[0x82, 0][..], 2));
         assert_eq!(frame_head(OP_TEXT, 125).0[..2], [0x81, 125]);
         assert_eq!(frame_head(OP_BINARY, 126).0[..4], [0x82, 126, 0, 126]);
         assert_eq!(
@@ -225,6 +234,8 @@ mod tests {
         );
         let (h, n) = frame_head(OP_BINARY, 65_536);
         assert_eq!(n, 10);
-        assert_eq!(h, [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(h[..10], [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(frame_head(OP_BINARY, 65_535).1, 4);
+        assert_eq!(frame_head(OP_BINARY, 125).1, 2);
     }
 }
