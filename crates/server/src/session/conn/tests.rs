@@ -379,3 +379,40 @@ async fn a_takeover_closes_the_old_connection_with_4002() {
     assert_eq!(closed(&mut h.client).await.0, close::REPLACED);
     assert!(matches!(ended(&mut h.events).await, ConnEnd::Replaced));
 }
+
+/// The writer waits on a full pipe while the client's ping makes the reader
+/// write a pong, which takes over the pipe's one write waker: once the
+/// client reads again, every slice and the pong still arrive (the writer is
+/// woken through tungstenite, not lost).
+#[tokio::test]
+async fn a_pong_written_while_the_writer_waits_does_not_strand_it() {
+    let app = app(Config {
+        window: Window {
+            slices: 64,
+            bytes: 64 << 20,
+        },
+        ..Config::default()
+    });
+    let (session, _events) = Session::new(&app, None);
+    let (_conn, mut client, _fd) = connect(&app, &session, 4096).await;
+    for i in 0..20u64 {
+        push(&session, slice(0, i, &[i as u8; 16 << 10]));
+    }
+    // Let the writer fill the pipe and wait on it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client
+        .send(Message::Ping(Bytes::from_static(b"hi")))
+        .await
+        .unwrap();
+    // Let the reader take the ping and find the pipe full for its pong.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (mut slices, mut pong) = (0, false);
+    while slices < 20 || !pong {
+        match next(&mut client).await {
+            Message::Binary(_) => slices += 1,
+            Message::Pong(p) => pong = &p[..] == b"hi",
+            Message::Text(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -19,7 +19,6 @@
 use std::{
     fmt,
     future::poll_fn,
-    io,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
     task::{ready, Poll},
@@ -60,8 +59,6 @@ const OP_BINARY: u8 = 0x2;
 pub enum SendError {
     /// The peer closed; the connection is ending, nothing more goes out.
     Closing,
-    /// The socket failed.
-    Io(io::Error),
     /// tungstenite refused (a ping after the close, a failed socket).
     Ws(tungstenite::Error),
 }
@@ -70,7 +67,6 @@ impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Closing => f.write_str("the peer closed"),
-            Self::Io(e) => e.fmt(f),
             Self::Ws(e) => e.fmt(f),
         }
     }
@@ -171,13 +167,16 @@ impl<S: Io> Wire<S> {
             if inner.peer_closed {
                 return Poll::Ready(Err(SendError::Closing));
             }
-            let io = inner.ws.get_mut();
             // Backpressure: past a burst's worth, the socket must take the
             // queue before another frame joins it.
+            let io = inner.ws.get_ref();
             if io.queued() >= BATCH_BYTES || io.queued_frames() >= BATCH_FRAMES {
-                ready!(io.poll_drain(cx)).map_err(SendError::Io)?;
+                ready!(Pin::new(&mut inner.ws).poll_flush(cx)).map_err(SendError::Ws)?;
             }
-            io.push(head, body.take().expect("pushed once"));
+            inner
+                .ws
+                .get_mut()
+                .push(head, body.take().expect("pushed once"));
             Poll::Ready(Ok(()))
         })
         .await?;
@@ -188,10 +187,17 @@ impl<S: Io> Wire<S> {
     }
 
     /// Writes out everything queued.
+    ///
+    /// Through tungstenite's flush, not around it: it also sends a pong or
+    /// close echo the reader left pending on a full socket, and it registers
+    /// this task's waker where tungstenite wakes writers. A write the reader
+    /// makes (a pong) takes over the socket's one write-readiness waker, and
+    /// tungstenite passes that wake-up on only to wakers registered so; a
+    /// writer waiting on the socket directly could then sleep forever.
     pub async fn flush(&self) -> Result<(), SendError> {
-        poll_fn(|cx| Pin::new(self.lock().ws.get_mut()).poll_flush(cx))
+        poll_fn(|cx| Pin::new(&mut self.lock().ws).poll_flush(cx))
             .await
-            .map_err(SendError::Io)
+            .map_err(SendError::Ws)
     }
 
     /// A ping, written out before this returns.
