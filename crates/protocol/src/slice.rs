@@ -52,6 +52,13 @@ impl SliceHeader {
         out[12..20].copy_from_slice(&self.timestamp_us.to_le_bytes());
     }
 
+    /// The header's 20 bytes.
+    pub fn to_bytes(&self) -> [u8; SLICE_HEADER_LEN] {
+        let mut out = [0; SLICE_HEADER_LEN];
+        self.write(&mut out);
+        out
+    }
+
     /// Decodes a frame's header; the payload is `&frame[SLICE_HEADER_LEN..]`.
     pub fn decode(frame: &[u8]) -> Result<Self, SliceError> {
         if frame.len() < SLICE_HEADER_LEN {
@@ -130,6 +137,12 @@ impl Frame {
         &self.0[SLICE_HEADER_LEN..]
     }
 
+    /// The payload as shared bytes (no copy), for a writer that sends the
+    /// header from elsewhere ([`SliceHeader::to_bytes`]).
+    pub fn payload_bytes(&self) -> Bytes {
+        self.0.slice(SLICE_HEADER_LEN..)
+    }
+
     /// Stamps `header` and returns the wire bytes. In place when this is the
     /// only reference to the buffer; one copy when it is shared.
     pub fn stamp(self, header: &SliceHeader) -> Bytes {
@@ -194,5 +207,23 @@ mod tests {
         });
         assert_eq!(SliceHeader::decode(&a).unwrap().seq, 1);
         assert_eq!(SliceHeader::decode(&b).unwrap().seq, 2);
+    }
+
+    /// The header on its own and the shared payload make the same wire
+    /// bytes as a stamped frame, and the payload is the frame's own memory.
+    #[test]
+    fn header_bytes_and_shared_payload_match_the_stamped_frame() {
+        let f = Frame::from_payload(b"payload");
+        let h = SliceHeader {
+            flags: FLAG_KEYFRAME,
+            kind: 3,
+            seq: 9,
+            timestamp_us: 11,
+        };
+        let body = f.payload_bytes();
+        assert_eq!(body.as_ptr(), f.payload().as_ptr(), "not copied");
+        let mut joined = h.to_bytes().to_vec();
+        joined.extend_from_slice(&body);
+        assert_eq!(&joined[..], &f.stamp(&h)[..]);
     }
 }

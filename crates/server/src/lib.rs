@@ -13,7 +13,8 @@
 //!   connections.
 //! - [`net`]: the accept loop and the reuse-safe socket wrapper.
 //! - [`tls`]: optional TLS (rustls) for pods exposed without a tunnel.
-//! - [`write_through`]: keeps large slices from being shuffled on partial writes.
+//! - [`write_through`]: whole writes and pushed frames, in order, written
+//!   vectored; no payload copied or shuffled on partial writes.
 //! - `ws`: the upgrade and the `hello` decision.
 //! - `http`, `web`: the routes and the embedded web client.
 //! - `access`: admin rights (never by address), the request deadline.

@@ -181,6 +181,37 @@ impl Session {
         generation
     }
 
+    /// Attaches `conn` without the session task, deciding as the task
+    /// would (for in-process connection tests): the first attach is fresh,
+    /// a later one a takeover with the session's current token.
+    #[cfg(test)]
+    pub(crate) fn attach_now(&self, conn: &Arc<Conn>) -> u64 {
+        use machine::{Action, Input};
+        let actions = {
+            let mut m = self.machine();
+            let resume = m.token().map(str::to_owned);
+            let input = Input::Attach {
+                conn: Arc::clone(conn),
+                resume,
+                token: ids::token(),
+            };
+            m.step(std::time::Instant::now(), input)
+        };
+        let mut generation = None;
+        for action in actions {
+            match action {
+                Action::Attach { token, resumed, .. } => {
+                    generation = Some(self.attached(token, resumed));
+                }
+                Action::Replace { old, .. } => {
+                    old.finish(ConnEnd::Replaced);
+                }
+                _ => {}
+            }
+        }
+        generation.expect("the session takes the connection")
+    }
+
     fn machine(&self) -> MutexGuard<'_, Machine<Arc<Conn>>> {
         lock(&self.machine)
     }

@@ -12,17 +12,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::{
-    stream::{SplitSink, SplitStream},
-    FutureExt, SinkExt, StreamExt,
-};
+use futures_util::FutureExt;
 use hyper_util::rt::TokioIo;
 use seatkeeper_liveness::{Evidence, Hooks, Pings, SocketHandle, Verdict};
 use seatkeeper_protocol::{close, ClientMsg, ServerMsg};
-use tokio_tungstenite::{
-    tungstenite::{self, Message},
-    WebSocketStream,
-};
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
@@ -32,10 +26,20 @@ use super::{
     outbox::Item,
     Event, Session,
 };
-use crate::write_through::WriteThrough;
 
-/// The WebSocket type of a connection.
-pub type Ws = WebSocketStream<WriteThrough<TokioIo<hyper::upgrade::Upgraded>>>;
+mod rate;
+#[cfg(test)]
+pub(crate) mod test_io;
+#[cfg(test)]
+mod tests;
+pub mod wire;
+
+use rate::RateLimit;
+pub use wire::{Io, WsOver};
+use wire::{SendError, Wire};
+
+/// The WebSocket type of a connection in the server.
+pub type Ws = WsOver<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// How a connection ended.
 #[derive(Debug, Clone)]
@@ -287,7 +291,12 @@ impl Hooks for Conn {
 /// Runs an attached connection until it ends, then reports to the session.
 /// A panic anywhere in it still reports (as a lost transport), so the
 /// session never waits on a connection that is gone.
-pub(crate) async fn run(ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generation: u64) {
+pub(crate) async fn run<S: Io>(
+    ws: WsOver<S>,
+    session: Arc<Session>,
+    conn: Arc<Conn>,
+    generation: u64,
+) {
     let attached = AssertUnwindSafe(run_attached(ws, &session, &conn, generation))
         .catch_unwind()
         .await;
@@ -301,12 +310,17 @@ pub(crate) async fn run(ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generati
     }
 }
 
-async fn run_attached(ws: Ws, session: &Arc<Session>, conn: &Arc<Conn>, generation: u64) {
+async fn run_attached<S: Io>(
+    ws: WsOver<S>,
+    session: &Arc<Session>,
+    conn: &Arc<Conn>,
+    generation: u64,
+) {
     let app = Arc::clone(&session.app);
     let watch = app.sampler.watch(Arc::clone(&conn.socket), conn.clone());
-    let (sink, mut stream) = ws.split();
+    let wire = Wire::new(ws);
     let mut writer = tokio::spawn(write_loop(
-        sink,
+        wire.clone(),
         Arc::clone(session),
         Arc::clone(conn),
         generation,
@@ -314,7 +328,7 @@ async fn run_attached(ws: Ws, session: &Arc<Session>, conn: &Arc<Conn>, generati
     // Either side may end first; a writer that dies (even by panic) ends
     // the reader too.
     let early = tokio::select! {
-        _ = read_loop(&mut stream, session, conn) => None,
+        _ = read_loop(&wire, session, conn) => None,
         w = &mut writer => {
             conn.finish(ConnEnd::Lost("writer ended".into()));
             Some(w)
@@ -328,36 +342,36 @@ async fn run_attached(ws: Ws, session: &Arc<Session>, conn: &Arc<Conn>, generati
         .events()
         .send(Event::ConnEnded(conn.id, end.clone()))
         .await;
-    // The writer hands back its half; the goodbye needs the whole stream.
-    let sink = match early {
-        Some(w) => w.ok().flatten(),
-        None => writer.await.ok().flatten(),
+    // The writer says whether the stream is still usable; the goodbye needs
+    // it back whole.
+    let usable = match early {
+        Some(w) => w.unwrap_or(false),
+        None => writer.await.unwrap_or(false),
     };
-    let bye = end.goodbye();
-    match sink {
-        Some(sink) => match stream.reunite(sink) {
-            Ok(ws) => goodbye::say(ws, bye, &conn.socket, app.config.close_grace).await,
-            Err(_) => {
-                conn.socket.abort(); // unreachable: the halves are a pair
-            }
-        },
+    match wire.into_ws() {
+        Some(ws) if usable => {
+            goodbye::say(ws, end.goodbye(), &conn.socket, app.config.close_grace).await
+        }
         // The writer failed or died: nothing more can be said.
-        None => {
+        _ => {
             conn.socket.abort();
         }
     }
 }
 
-async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &Arc<Conn>) {
+async fn read_loop<S: Io>(wire: &Wire<S>, session: &Arc<Session>, conn: &Arc<Conn>) {
     let app = &session.app;
-    let mut bucket = RateLimit::new(app.config.max_msg_rate);
+    let mut bucket = RateLimit::new(
+        app.config.max_msg_rate,
+        tokio::time::Instant::now().into_std(),
+    );
     let cancelled = conn.token.cancelled();
     tokio::pin!(cancelled);
     loop {
         let msg = tokio::select! {
             biased;
             _ = &mut cancelled => return,
-            msg = stream.next() => msg,
+            msg = wire.next() => msg,
         };
         let msg = match msg {
             None => {
@@ -377,7 +391,8 @@ async fn read_loop(stream: &mut SplitStream<Ws>, session: &Arc<Session>, conn: &
             Some(Ok(m)) => m,
         };
         app.metrics.messages_in.fetch_add(1, Relaxed);
-        let limited = !matches!(msg, Message::Pong(_) | Message::Close(_)) && !bucket.take();
+        let limited = !matches!(msg, Message::Pong(_) | Message::Close(_))
+            && !bucket.take(tokio::time::Instant::now().into_std());
         if limited && !exempt_from_rate(&msg, session) {
             app.metrics.messages_refused.fetch_add(1, Relaxed);
             conn.finish(violation(
@@ -507,14 +522,14 @@ async fn next_item(session: &Session, generation: u64) -> Option<(Item, bool)> {
     }
 }
 
-/// Writes until the connection ends. Returns the sink when it is still
+/// Writes until the connection ends. Returns whether the stream is still
 /// usable (for the goodbye).
-async fn write_loop(
-    mut sink: SplitSink<Ws, Message>,
+async fn write_loop<S: Io>(
+    wire: Wire<S>,
     session: Arc<Session>,
     conn: Arc<Conn>,
     generation: u64,
-) -> Option<SplitSink<Ws, Message>> {
+) -> bool {
     let metrics = &session.app.metrics;
     // One cancellation waiter for the connection's life, not one per slice.
     let cancelled = conn.token.cancelled();
@@ -530,27 +545,37 @@ async fn write_loop(
             conn.finish(ConnEnd::Replaced);
             break;
         };
-        let ping = match &item {
-            Item::Ping(p) => Some(p.clone()),
-            _ => None,
-        };
-        let (msg, slice_len) = match item {
-            Item::Text(t) => (Message::text(t), None),
-            Item::Ping(p) => (Message::Ping(p), None),
-            Item::Slice(b) => {
-                let len = b.len() - seatkeeper_protocol::SLICE_HEADER_LEN;
-                (Message::Binary(b), Some(len as u64))
-            }
+        // A burst is written out once, when nothing more is ready.
+        let flush = !more;
+        let (ping, slice_len) = match &item {
+            Item::Ping(p) => (Some(p.clone()), None),
+            Item::Slice(s) => (None, Some(s.payload.len() as u64)),
+            Item::Text(_) => (None, None),
         };
         let sent = tokio::select! {
             biased;
             _ = &mut cancelled => break,
-            // A ping is flushed at once: its end offset is taken after it.
-            r = async { if more && ping.is_none() { sink.feed(msg).await } else { sink.send(msg).await } } => r,
+            r = async {
+                match item {
+                    Item::Text(t) => wire.send_text(t, flush).await,
+                    // A ping is flushed at once: its end offset is taken after it.
+                    Item::Ping(p) => wire.send_ping(p).await,
+                    Item::Slice(s) => wire.send_slice(s, flush).await,
+                }
+            } => r,
         };
-        if let Err(e) = sent {
-            conn.finish(ConnEnd::Lost(format!("write failed: {e}")));
-            return None;
+        match sent {
+            Ok(()) => {}
+            // The reader saw the peer's close and is ending the connection
+            // with it.
+            Err(SendError::Closing) => {
+                cancelled.await;
+                break;
+            }
+            Err(e) => {
+                conn.finish(ConnEnd::Lost(format!("write failed: {e}")));
+                return false;
+            }
         }
         if let Some(p) = ping {
             conn.ping_written(&p);
@@ -560,35 +585,5 @@ async fn write_loop(
             metrics.bytes_sent.fetch_add(len, Relaxed);
         }
     }
-    Some(sink)
-}
-
-/// A token bucket: `rate` per second, bursts up to one second's worth.
-pub(crate) struct RateLimit {
-    rate: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl RateLimit {
-    pub(crate) fn new(rate: u32) -> Self {
-        Self {
-            rate: rate as f64,
-            tokens: rate as f64,
-            at: Instant::now(),
-        }
-    }
-
-    pub(crate) fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.rate);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+    true
 }

@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::{
 };
 use tracing::debug;
 
-use super::conn::Ws;
+use super::conn::{Io, WsOver};
 
 /// How a connection is left.
 #[derive(Debug, Clone)]
@@ -47,7 +47,12 @@ pub(crate) enum Goodbye {
 }
 
 /// Leaves the connection as `bye` says, within `grace` for each step.
-pub(crate) async fn say(mut ws: Ws, bye: Goodbye, socket: &SocketHandle, grace: Duration) {
+pub(crate) async fn say<S: Io>(
+    mut ws: WsOver<S>,
+    bye: Goodbye,
+    socket: &SocketHandle,
+    grace: Duration,
+) {
     match bye {
         Goodbye::Abort => {
             socket.abort();
@@ -100,7 +105,7 @@ pub(crate) async fn say(mut ws: Ws, bye: Goodbye, socket: &SocketHandle, grace: 
 
 /// Sends a FIN, then reads and discards until the client closes or `grace`
 /// passes.
-async fn linger(ws: &mut Ws, grace: Duration) {
+async fn linger<S: Io>(ws: &mut WsOver<S>, grace: Duration) {
     let _ = tokio::time::timeout(grace, async {
         let io = ws.get_mut();
         io.shutdown().await.ok();

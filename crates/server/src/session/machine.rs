@@ -184,6 +184,12 @@ impl<C: Link> Machine<C> {
         self.conn.as_ref()
     }
 
+    /// The token that resumes the session now.
+    #[cfg(test)]
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// The state `/sessions` shows.
     pub(crate) fn state(&self) -> State {
         match self.phase {

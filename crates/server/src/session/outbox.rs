@@ -22,6 +22,7 @@ use seatkeeper_engine::Slice;
 use seatkeeper_protocol::{
     messages::Window,
     slice::{SliceHeader, FLAG_DROPPABLE, FLAG_KEYFRAME},
+    SLICE_HEADER_LEN,
 };
 
 pub use crate::config::OutboxLimits as Limits;
@@ -44,8 +45,30 @@ pub enum Item {
     Text(String),
     /// A WebSocket ping with this payload.
     Ping(Bytes),
-    /// A stamped slice frame.
-    Slice(Bytes),
+    /// A stamped slice.
+    Slice(Stamped),
+}
+
+/// A slice ready for the wire: its stamped header, and its payload, shared
+/// (not copied) with the engine and every other session sent the same one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    /// The 20-byte slice header.
+    pub header: [u8; SLICE_HEADER_LEN],
+    /// The payload after it.
+    pub payload: Bytes,
+}
+
+impl Stamped {
+    /// Bytes on the wire (header and payload).
+    pub fn len(&self) -> usize {
+        SLICE_HEADER_LEN + self.payload.len()
+    }
+
+    /// Never: a slice has at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// Per-session counters kept with the outbox.
@@ -217,13 +240,16 @@ impl Outbox {
         self.in_flight_bytes += len;
         self.counters.slices_sent += 1;
         self.counters.bytes_sent += len;
-        let wire = slice.frame.stamp(&SliceHeader {
+        let header = SliceHeader {
             flags: slice.flags,
             kind: slice.kind,
             seq,
             timestamp_us: slice.timestamp_us,
-        });
-        Ok(Some(Item::Slice(wire)))
+        };
+        Ok(Some(Item::Slice(Stamped {
+            header: header.to_bytes(),
+            payload: slice.frame.payload_bytes(),
+        })))
     }
 
     /// Whether [`pop`](Self::pop) would return something now.

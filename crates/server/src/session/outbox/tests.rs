@@ -20,7 +20,7 @@ fn outbox(slices: u32, bytes: u64) -> Outbox {
 
 fn seq_of(item: Item) -> u64 {
     match item {
-        Item::Slice(b) => SliceHeader::decode(&b).unwrap().seq,
+        Item::Slice(b) => SliceHeader::decode(&b.header).unwrap().seq,
         other => panic!("not a slice: {other:?}"),
     }
 }
@@ -44,7 +44,7 @@ fn a_full_window_drops_all_but_the_newest() {
     let Item::Slice(b) = o.pop(g).unwrap().unwrap() else {
         panic!()
     };
-    let h = SliceHeader::decode(&b).unwrap();
+    let h = SliceHeader::decode(&b.header).unwrap();
     assert_eq!(
         (h.seq, h.timestamp_us),
         (3, 4),
@@ -126,7 +126,7 @@ fn attach_resets_the_window_retires_the_old_writer_and_sends_a_keyframe_first() 
     let Item::Slice(b) = o.pop(new).unwrap().unwrap() else {
         panic!()
     };
-    let h = SliceHeader::decode(&b).unwrap();
+    let h = SliceHeader::decode(&b.header).unwrap();
     assert!(h.keyframe());
     assert_eq!(h.seq, 3, "seq continues across attach");
 }
