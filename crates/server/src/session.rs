@@ -15,12 +15,14 @@
 //! - [`conn`]: one WebSocket connection's reader and writer.
 //! - `goodbye`: how a connection is left (close handshake, reset).
 //! - [`shared`]: what sessions share with the rest of the server.
+//! - `signal`: the lock-free stop and wake signals of the per-slice path.
 
 pub mod conn;
 pub(crate) mod goodbye;
 pub(crate) mod machine;
 pub mod outbox;
 pub mod shared;
+pub(crate) mod signal;
 pub(crate) mod task;
 
 use std::{
@@ -43,6 +45,7 @@ pub use machine::{Closed, State};
 use machine::{Link, Machine};
 use outbox::{Outbox, Overflow};
 use shared::Shared;
+use signal::Wake;
 pub(crate) use task::{run_guarded, Owned};
 
 /// Events for the session task.
@@ -83,7 +86,7 @@ pub struct Session {
     pub engine_info: Mutex<Value>,
     outbox: Mutex<Outbox>,
     /// Wakes the attached connection's writer.
-    pub(crate) wake: Notify,
+    pub(crate) wake: Wake,
     /// The lifecycle. Stepped by the session task only; read by anyone.
     machine: Mutex<Machine<Arc<Conn>>>,
     resumes: AtomicU64,
@@ -119,7 +122,7 @@ impl Session {
             started_at_ms: ids::now_ms(),
             engine_info: Mutex::new(Value::Null),
             outbox: Mutex::new(Outbox::new(app.config.window, app.config.outbox)),
-            wake: Notify::new(),
+            wake: Wake::default(),
             machine: Mutex::new(Machine::new(app.config.resume_window)),
             resumes: AtomicU64::new(0),
             rtt_us: AtomicU64::new(u64::MAX),
@@ -177,7 +180,7 @@ impl Session {
         if resumed {
             self.resumes.fetch_add(1, Relaxed);
         }
-        self.wake.notify_one();
+        self.wake.notify();
         generation
     }
 
@@ -225,7 +228,7 @@ impl Session {
     pub(crate) fn send_control(&self, msg: &ServerMsg) {
         let pushed = self.outbox().push_control(msg.to_json());
         match pushed {
-            Ok(()) => self.wake.notify_one(),
+            Ok(()) => self.wake.notify(),
             Err(Overflow) => {
                 let _ = self.request_end(EndRequest::Overflow);
             }
@@ -259,7 +262,7 @@ impl Session {
                 }
                 let acked = self.outbox().ack(seq);
                 match acked {
-                    Ok(()) => self.wake.notify_one(),
+                    Ok(()) => self.wake.notify(),
                     Err(ahead) => self.send_control(&ServerMsg::error(
                         "bad_ack",
                         format!("ack {seq} is ahead of the last slice sent ({})", ahead.sent),
@@ -396,7 +399,7 @@ impl SliceSink for Sink {
             s.app.metrics.slices_dropped.fetch_add(dropped, Relaxed);
         }
         match result {
-            Ok(()) => s.wake.notify_one(),
+            Ok(()) => s.wake.notify(),
             Err(Overflow) => {
                 let _ = s.request_end(EndRequest::Overflow);
             }

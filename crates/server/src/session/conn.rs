@@ -1,7 +1,7 @@
 //! One WebSocket connection of a session: a reader (this task) and a writer
 //! (its own task, the only owner of the sink). Either side ends the
-//! connection by recording a [`ConnEnd`] and cancelling the connection's
-//! token; the writer then says goodbye (an error, a close frame) if the
+//! connection by recording a [`ConnEnd`] and setting the connection's
+//! stop signal; the writer then says goodbye (an error, a close frame) if the
 //! ending calls for one, under a time bound, and the reader reports the end
 //! to the session task.
 
@@ -17,13 +17,13 @@ use hyper_util::rt::TokioIo;
 use seatkeeper_liveness::{Evidence, Hooks, Pings, SocketHandle, Verdict};
 use seatkeeper_protocol::{close, ClientMsg, ServerMsg};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
 use super::shared::Shared;
 use super::{
     goodbye::{self, Goodbye},
     outbox::Item,
+    signal::{Side, Stop},
     Event, Session,
 };
 
@@ -119,7 +119,7 @@ pub struct Conn {
     /// The socket, for the sampler and `/sessions`.
     pub socket: Arc<SocketHandle>,
     /// Cancelled when the connection is ending.
-    pub token: CancellationToken,
+    pub(crate) stop: Stop,
     started: Instant,
     /// Unanswered pings and where they end in the TCP stream.
     pings: Pings,
@@ -153,7 +153,7 @@ impl Conn {
             session_id: session_id.to_owned(),
             peer,
             socket,
-            token: CancellationToken::new(),
+            stop: Stop::default(),
             started: Instant::now(),
             pings: Pings::default(),
             end: Mutex::new(None),
@@ -173,7 +173,7 @@ impl Conn {
                 false
             }
         };
-        self.token.cancel();
+        self.stop.stop();
         first
     }
 
@@ -365,7 +365,7 @@ async fn read_loop<S: Io>(wire: &Wire<S>, session: &Arc<Session>, conn: &Arc<Con
         app.config.max_msg_rate,
         tokio::time::Instant::now().into_std(),
     );
-    let cancelled = conn.token.cancelled();
+    let cancelled = conn.stop.stopped(Side::Reader);
     tokio::pin!(cancelled);
     loop {
         let msg = tokio::select! {
@@ -499,27 +499,18 @@ pub(crate) fn violation(code: u16, err: &str, message: impl Into<String>) -> Con
 }
 
 async fn next_item(session: &Session, generation: u64) -> Option<(Item, bool)> {
-    let try_pop = || {
-        let mut ob = session.outbox();
-        match ob.pop(generation) {
-            Err(_) => Err(()),
-            Ok(Some(item)) => Ok(Some((item, ob.has_ready()))),
-            Ok(None) => Ok(None),
-        }
-    };
-    // The fast path: something is ready, no waiter to register.
-    if let Some(ready) = try_pop().ok()? {
-        return Some(ready);
-    }
-    loop {
-        // Register interest, then look again, so a push between the two
-        // cannot be missed.
-        let notified = session.wake.notified();
-        if let Some(ready) = try_pop().ok()? {
-            return Some(ready);
-        }
-        notified.await;
-    }
+    session
+        .wake
+        .until(|| {
+            let mut ob = session.outbox();
+            match ob.pop(generation) {
+                // Replaced by a newer connection.
+                Err(_) => Some(None),
+                Ok(Some(item)) => Some(Some((item, ob.has_ready()))),
+                Ok(None) => None,
+            }
+        })
+        .await
 }
 
 /// Writes until the connection ends. Returns whether the stream is still
@@ -531,8 +522,8 @@ async fn write_loop<S: Io>(
     generation: u64,
 ) -> bool {
     let metrics = &session.app.metrics;
-    // One cancellation waiter for the connection's life, not one per slice.
-    let cancelled = conn.token.cancelled();
+    // One stop waiter for the connection's life, not one per slice.
+    let cancelled = conn.stop.stopped(Side::Writer);
     tokio::pin!(cancelled);
     loop {
         let next = tokio::select! {

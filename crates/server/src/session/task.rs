@@ -115,7 +115,7 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
             _ = ping.tick(), if streaming => {
                 if let Some(conn) = session.conn() {
                     session.outbox().set_ping(Bytes::copy_from_slice(&conn.ping_payload()));
-                    session.wake.notify_one();
+                    session.wake.notify();
                 }
                 continue;
             }
@@ -130,7 +130,7 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
             _ = stats.tick(), if streaming => {
                 let text = ServerMsg::Stats(session.stats()).to_json();
                 session.outbox().set_stats(text);
-                session.wake.notify_one();
+                session.wake.notify();
                 continue;
             }
             _ = sleep_until(deadline.map_or_else(Instant::now, Instant::from_std)), if deadline.is_some() => Input::Tick,

@@ -163,7 +163,7 @@ fn slice(flags: u8, timestamp_us: u64, payload: &[u8]) -> Slice {
 
 fn push(session: &Session, s: Slice) {
     session.outbox().push_slice(s).expect("room");
-    session.wake.notify_one();
+    session.wake.notify();
 }
 
 /// A slice as the client got it: header and payload.
@@ -277,7 +277,7 @@ async fn a_ping_written_marks_its_end_offset_and_the_pong_answers_it() {
     h.session
         .outbox()
         .set_ping(Bytes::copy_from_slice(&h.conn.ping_payload()));
-    h.session.wake.notify_one();
+    h.session.wake.notify();
     assert!(matches!(next(&mut h.client).await, Message::Ping(_)));
     let ping = h.conn.pings().oldest().expect("the ping is recorded");
     let slice_frame = frame_head(2, 320).1 as u64 + 320;
