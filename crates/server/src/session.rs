@@ -52,8 +52,10 @@ pub(crate) use task::{run_guarded, Owned};
 pub enum Event {
     /// Knobs for the engine.
     Params(Map<String, Value>),
-    /// A connection finished.
-    ConnEnded(u64, ConnEnd),
+    /// A connection finished. Boxed: a channel's block holds 32 events
+    /// whatever its use, and an unboxed `ConnEnd` made that 4.6 KiB per
+    /// session.
+    ConnEnded(u64, Box<ConnEnd>),
     /// A connection asks to be attached (see [`Session::attach`]).
     Attach {
         /// The connection.

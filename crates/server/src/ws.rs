@@ -36,6 +36,9 @@ use crate::{
     write_through::WriteThrough,
 };
 
+/// The WebSocket read buffer of a connection (see [`upgrade`]).
+const READ_BUFFER: usize = 1 << 10;
+
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
         .get_all(name)
@@ -102,10 +105,13 @@ pub(crate) async fn upgrade(app: Arc<App>, mut req: Request) -> Response {
     app.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                // Client messages are small: an 8 KiB read buffer instead of
-                // the default 128 KiB keeps a session's memory small.
+                // Client messages are small (an ack is ~40 bytes): a 1 KiB
+                // read buffer instead of the default 128 KiB keeps a
+                // session's memory small. It is allocated up front and kept
+                // for the connection's life; a larger message is still read
+                // whole (the buffer grows to its length, then is reused).
                 let config = WebSocketConfig::default()
-                    .read_buffer_size(8 << 10)
+                    .read_buffer_size(READ_BUFFER)
                     .max_message_size(Some(app2.config.max_message_bytes))
                     .max_frame_size(Some(app2.config.max_message_bytes));
                 let ws = WebSocketStream::from_raw_socket(
@@ -224,7 +230,7 @@ async fn admit(mut ws: Ws, app: Arc<App>, info: ConnInfo) {
                 Arc::clone(&info.socket),
             );
             if let Ok(generation) = session.attach(&conn, Some(token.to_owned())).await {
-                conn::run(ws, session, conn, generation).await;
+                run_conn(&app, ws, session, conn, generation);
                 return;
             }
         }
@@ -290,7 +296,8 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
             shutdown: app.shutdown.clone(),
         })
         .await;
-    let engine = match opened {
+    // Mutable: its description moves to the session (one copy, not two).
+    let mut engine = match opened {
         Ok(e) => e,
         Err(_) if app.shutdown.is_cancelled() => {
             drop(seat);
@@ -310,7 +317,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
     *session
         .engine_info
         .lock()
-        .unwrap_or_else(|e| e.into_inner()) = engine.info.clone();
+        .unwrap_or_else(|e| e.into_inner()) = std::mem::take(&mut engine.info);
     let _ = session.engine_stats.set(engine.stats());
     seat.bind(&session.id, Arc::clone(&session));
     app.metrics.sessions_started.fetch_add(1, Relaxed);
@@ -331,7 +338,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
         Arc::clone(&info.socket),
     );
     match session.attach(&conn, None).await {
-        Ok(generation) => conn::run(ws, session, conn, generation).await,
+        Ok(generation) => run_conn(&app, ws, session, conn, generation),
         // The session ended before its first connection was attached (a
         // shutdown, the engine failing at once).
         Err(_) if app.shutdown.is_cancelled() => going_away(ws, &app, &info).await,
@@ -344,6 +351,13 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
             refuse_with(ws, &app, &info, end).await
         }
     }
+}
+
+/// Hands an attached connection to a task of its own. The task that did the
+/// upgrade and the `hello` then ends, so a streaming session holds only the
+/// connection's state, not also the (larger) state of every admission path.
+fn run_conn(app: &App, ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generation: u64) {
+    app.tracker.spawn(conn::run(ws, session, conn, generation));
 }
 
 /// Closes a connection whose session never began because the server is

@@ -306,7 +306,10 @@ pub(crate) async fn run<S: Io>(
         let end = ConnEnd::Lost("internal error".into());
         conn.finish(end.clone());
         // Awaited, not tried: a full channel must not lose the report.
-        let _ = session.events().send(Event::ConnEnded(conn.id, end)).await;
+        let _ = session
+            .events()
+            .send(Event::ConnEnded(conn.id, Box::new(end)))
+            .await;
     }
 }
 
@@ -340,7 +343,7 @@ async fn run_attached<S: Io>(
     // Report first: a seat is released at once, whatever the goodbye costs.
     let _ = session
         .events()
-        .send(Event::ConnEnded(conn.id, end.clone()))
+        .send(Event::ConnEnded(conn.id, Box::new(end.clone())))
         .await;
     // The writer says whether the stream is still usable; the goodbye needs
     // it back whole.
@@ -349,8 +352,17 @@ async fn run_attached<S: Io>(
         None => writer.await.unwrap_or(false),
     };
     match wire.into_ws() {
+        // Boxed: the goodbye's state (2 KiB: the whole stream, timers, the
+        // close) would otherwise be part of every connection's future for
+        // its whole life.
         Some(ws) if usable => {
-            goodbye::say(ws, end.goodbye(), &conn.socket, app.config.close_grace).await
+            Box::pin(goodbye::say(
+                ws,
+                end.goodbye(),
+                &conn.socket,
+                app.config.close_grace,
+            ))
+            .await
         }
         // The writer failed or died: nothing more can be said.
         _ => {

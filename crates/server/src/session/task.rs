@@ -105,7 +105,7 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                     Ok(()) => continue,
                     Err(e) => Input::EngineFailed(e),
                 },
-                Some(Event::ConnEnded(conn, how)) => Input::ConnEnded { conn, how },
+                Some(Event::ConnEnded(conn, how)) => Input::ConnEnded { conn, how: *how },
                 Some(Event::Attach { conn, resume, reply: r }) => {
                     reply = Some(r);
                     Input::Attach { conn, resume, token: ids::token() }

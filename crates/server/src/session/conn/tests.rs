@@ -147,7 +147,7 @@ async fn ended(events: &mut mpsc::Receiver<Event>) -> ConnEnd {
             .expect("an event in time")
             .expect("the connection reports");
         if let Event::ConnEnded(_, end) = ev {
-            return end;
+            return *end;
         }
     }
 }
