@@ -35,6 +35,8 @@ pub mod net;
 pub mod registry;
 mod reply;
 pub mod session;
+#[cfg(test)]
+mod test_io;
 pub mod tls;
 mod web;
 pub mod write_through;

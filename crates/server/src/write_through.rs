@@ -214,7 +214,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteThrough<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::conn::test_io::PipeEnd;
+    use crate::test_io::PipeEnd;
     use std::future::poll_fn;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -29,8 +29,6 @@ use super::{
 
 mod rate;
 #[cfg(test)]
-pub(crate) mod test_io;
-#[cfg(test)]
 mod tests;
 pub mod wire;
 

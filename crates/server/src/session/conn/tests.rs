@@ -15,7 +15,7 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use seatkeeper_engine::{spec::BuiltIn, EngineSpec, Slice};
+use seatkeeper_engine::Slice;
 use seatkeeper_liveness::{DetectorConfig, Hooks, Sampler, SocketHandle};
 use seatkeeper_protocol::{
     close,
@@ -32,9 +32,11 @@ use tokio_tungstenite::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{test_io::PipeEnd, wire::frame_head, Conn, ConnEnd};
+use super::{wire::frame_head, Conn, ConnEnd};
+use crate::test_io::PipeEnd;
 use crate::{
-    app::App, config::Config, session::Event, session::Session, write_through::WriteThrough,
+    config::Config, session::shared::Shared, session::Event, session::Session,
+    write_through::WriteThrough,
 };
 
 type Client = WebSocketStream<DuplexStream>;
@@ -51,7 +53,7 @@ impl Drop for Fd {
 }
 
 struct Harness {
-    app: Arc<App>,
+    app: Arc<Shared>,
     session: Arc<Session>,
     events: mpsc::Receiver<Event>,
     conn: Arc<Conn>,
@@ -59,18 +61,21 @@ struct Harness {
     _fd: Fd,
 }
 
-fn app(config: Config) -> Arc<App> {
+fn app(config: Config) -> Arc<Shared> {
     let detector = DetectorConfig {
         grace: config.stall_grace,
         pong_timeout: config.pong_timeout,
     };
     let sampler = Sampler::start(Duration::from_secs(3600), detector).expect("sampler thread");
-    let engine = Arc::new(BuiltIn::new(EngineSpec::Demo));
-    App::new(config, engine, None, sampler, CancellationToken::new())
+    Arc::new(Shared::new(config, None, sampler, CancellationToken::new()))
 }
 
 /// A client connected to a running connection of `session`.
-async fn connect(app: &Arc<App>, session: &Arc<Session>, pipe: usize) -> (Arc<Conn>, Client, Fd) {
+async fn connect(
+    app: &Arc<Shared>,
+    session: &Arc<Session>,
+    pipe: usize,
+) -> (Arc<Conn>, Client, Fd) {
     let (a, b) = UnixStream::pair().expect("socketpair");
     let socket = Arc::new(SocketHandle::new(a.as_raw_fd()));
     let fd = Fd(Arc::clone(&socket), Some((a, b)));
@@ -84,12 +89,7 @@ async fn connect(app: &Arc<App>, session: &Arc<Session>, pipe: usize) -> (Arc<Co
         .max_frame_size(Some(app.config.max_message_bytes));
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let client = WebSocketStream::from_raw_socket(client_end, Role::Client, None).await;
-    let conn = Conn::new(
-        app.shared(),
-        &session.id,
-        "127.0.0.1:9".parse().unwrap(),
-        socket,
-    );
+    let conn = Conn::new(app, &session.id, "127.0.0.1:9".parse().unwrap(), socket);
     let generation = session.attach_now(&conn);
     tokio::spawn(super::run(
         ws,
@@ -102,7 +102,7 @@ async fn connect(app: &Arc<App>, session: &Arc<Session>, pipe: usize) -> (Arc<Co
 
 async fn harness(config: Config) -> Harness {
     let app = app(config);
-    let (session, events) = Session::new(app.shared(), None);
+    let (session, events) = Session::new(&app, None);
     let (conn, mut client, fd) = connect(&app, &session, 64 << 10).await;
     let ready = text(&mut client).await;
     assert!(ready.contains(r#""type":"ready""#), "{ready}");
@@ -339,7 +339,7 @@ async fn frames_of_every_length_arrive_whole_through_a_small_pipe() {
         },
         ..Config::default()
     });
-    let (session, _events) = Session::new(app.shared(), None);
+    let (session, _events) = Session::new(&app, None);
     let (_conn, mut client, _fd) = connect(&app, &session, 4096).await;
     assert!(text(&mut client).await.contains("ready"));
     let sizes = [0usize, 1, 105, 106, 125, 65_515, 65_516, 70_000, 1 << 20, 3];
@@ -398,7 +398,7 @@ async fn a_pong_written_while_the_writer_waits_does_not_strand_it() {
         },
         ..Config::default()
     });
-    let (session, _events) = Session::new(app.shared(), None);
+    let (session, _events) = Session::new(&app, None);
     let (_conn, mut client, _fd) = connect(&app, &session, 4096).await;
     for i in 0..20u64 {
         push(&session, slice(0, i, &[i as u8; 16 << 10]));
