@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use super::{
     conn::{Conn, ConnEnd},
     machine::{Action, Closed, End, Input},
-    Event, Session,
+    AttachRequest, Event, Session,
 };
 use crate::{ids, metrics::EndReason, registry::Seat};
 
@@ -106,7 +106,8 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                     Err(e) => Input::EngineFailed(e),
                 },
                 Some(Event::ConnEnded(conn, how)) => Input::ConnEnded { conn, how: *how },
-                Some(Event::Attach { conn, resume, reply: r }) => {
+                Some(Event::Attach(asked)) => {
+                    let AttachRequest { conn, resume, reply: r } = *asked;
                     reply = Some(r);
                     Input::Attach { conn, resume, token: ids::token() }
                 }
