@@ -1,6 +1,7 @@
 //! `--engine SPEC`: `demo`, `synthetic:RATE_HZ:BYTES`, `unix:PATH`, `tcp:HOST:PORT`.
 
 use crate::paced::Pacer;
+use serde_json::Value;
 use std::{fmt, str::FromStr, sync::Arc};
 
 use crate::{
@@ -71,14 +72,28 @@ impl fmt::Display for EngineSpec {
 }
 
 /// A built-in engine: each session's generator runs on the engine's one
-/// shared [`Pacer`].
+/// shared [`Pacer`]. A synthetic engine builds its payload and description
+/// once; each session clones them (a reference count for the payload), so
+/// 10,000 sessions of 1 KiB slices hold one 1 KiB payload, not 10,000.
 #[derive(Debug, Clone)]
-pub struct BuiltIn(pub EngineSpec, pub Pacer);
+pub struct BuiltIn(
+    pub EngineSpec,
+    pub Pacer,
+    Option<(EngineSpec, Synthetic, Value)>,
+);
 
 impl BuiltIn {
     /// The built-in engine `spec` names, with a pacer of its own.
     pub fn new(spec: EngineSpec) -> Self {
-        Self(spec, Pacer::new())
+        let synthetic = match spec {
+            EngineSpec::Synthetic { rate_hz, bytes } => {
+                let gen = Synthetic::new(rate_hz, bytes);
+                let info = gen.info();
+                Some((spec.clone(), gen, info))
+            }
+            _ => None,
+        };
+        Self(spec, Pacer::new(), synthetic)
     }
 }
 
@@ -94,6 +109,12 @@ impl Engine for BuiltIn {
     fn open(&self, req: OpenRequest) -> crate::BoxFuture<Result<EngineSession, EngineError>> {
         let spec = self.0.clone();
         let pacer = self.1.clone();
+        // The prototype, unless the spec was changed since it was built.
+        let synthetic = self
+            .2
+            .as_ref()
+            .filter(|(built, _, _)| *built == self.0)
+            .map(|(_, gen, info)| (gen.clone(), info.clone()));
         Box::pin(async move {
             match spec {
                 EngineSpec::Demo => {
@@ -103,8 +124,12 @@ impl Engine for BuiltIn {
                     Ok(session)
                 }
                 EngineSpec::Synthetic { rate_hz, bytes } => {
-                    let gen = Synthetic::new(rate_hz, bytes);
-                    let (session, side) = EngineSession::pair(gen.info());
+                    let (gen, info) = synthetic.unwrap_or_else(|| {
+                        let gen = Synthetic::new(rate_hz, bytes);
+                        let info = gen.info();
+                        (gen, info)
+                    });
+                    let (session, side) = EngineSession::pair(info);
                     tokio::spawn(paced::run(pacer, gen, req.sink, side));
                     Ok(session)
                 }

@@ -36,6 +36,9 @@ use crate::{
     write_through::WriteThrough,
 };
 
+/// The WebSocket read buffer of a connection (see [`upgrade`]).
+const READ_BUFFER: usize = 1 << 10;
+
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
         .get_all(name)
@@ -102,10 +105,13 @@ pub(crate) async fn upgrade(app: Arc<App>, mut req: Request) -> Response {
     app.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                // Client messages are small: an 8 KiB read buffer instead of
-                // the default 128 KiB keeps a session's memory small.
+                // Client messages are small (an ack is ~40 bytes): a 1 KiB
+                // read buffer instead of the default 128 KiB keeps a
+                // session's memory small. It is allocated up front and kept
+                // for the connection's life; a larger message is still read
+                // whole (the buffer grows to its length, then is reused).
                 let config = WebSocketConfig::default()
-                    .read_buffer_size(8 << 10)
+                    .read_buffer_size(READ_BUFFER)
                     .max_message_size(Some(app2.config.max_message_bytes))
                     .max_frame_size(Some(app2.config.max_message_bytes));
                 let ws = WebSocketStream::from_raw_socket(
@@ -227,7 +233,7 @@ async fn admit(mut ws: Ws, app: Arc<App>, info: ConnInfo) {
                 } else {
                     info!(session_id = %session.id, peer = %info.peer, "session resumed");
                 }
-                conn::run(ws, session, conn, generation).await;
+                run_conn(&app, ws, session, conn, generation);
                 return;
             }
         }
@@ -293,7 +299,8 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
             shutdown: app.shutdown.clone(),
         })
         .await;
-    let engine = match opened {
+    // Mutable: its description moves to the session (one copy, not two).
+    let mut engine = match opened {
         Ok(e) => e,
         Err(_) if app.shutdown.is_cancelled() => {
             drop(seat);
@@ -313,7 +320,7 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
     *session
         .engine_info
         .lock()
-        .unwrap_or_else(|e| e.into_inner()) = engine.info.clone();
+        .unwrap_or_else(|e| e.into_inner()) = std::mem::take(&mut engine.info);
     let _ = session.engine_stats.set(engine.stats());
     seat.bind(Arc::clone(&session));
     app.metrics.sessions_started.fetch_add(1, Relaxed);
@@ -331,7 +338,14 @@ async fn start(ws: Ws, app: Arc<App>, info: ConnInfo, hello: Hello) {
             lease,
         },
     ));
-    conn::run(ws, session, conn, generation).await;
+    run_conn(&app, ws, session, conn, generation);
+}
+
+/// Hands an attached connection to a task of its own. The task that did the
+/// upgrade and the `hello` then ends, so a streaming session holds only the
+/// connection's state, not also the (larger) state of every admission path.
+fn run_conn(app: &App, ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generation: u64) {
+    app.tracker.spawn(conn::run(ws, session, conn, generation));
 }
 
 /// Closes a connection whose session never began because the server is
