@@ -104,7 +104,9 @@ async fn linger(ws: &mut Ws, grace: Duration) {
     let _ = tokio::time::timeout(grace, async {
         let io = ws.get_mut();
         io.shutdown().await.ok();
-        let mut sink = [0u8; 4096];
+        // On the heap, only while lingering: an array here would live in
+        // every connection's future (4 KiB per session, streaming or not).
+        let mut sink = vec![0u8; 4096];
         while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
