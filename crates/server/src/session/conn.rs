@@ -296,7 +296,10 @@ pub(crate) async fn run(ws: Ws, session: Arc<Session>, conn: Arc<Conn>, generati
         let end = ConnEnd::Lost("internal error".into());
         conn.finish(end.clone());
         // Awaited, not tried: a full channel must not lose the report.
-        let _ = session.events().send(Event::ConnEnded(conn.id, end)).await;
+        let _ = session
+            .events()
+            .send(Event::ConnEnded(conn.id, Box::new(end)))
+            .await;
     }
 }
 
@@ -326,7 +329,7 @@ async fn run_attached(ws: Ws, session: &Arc<Session>, conn: &Arc<Conn>, generati
     // Report first: a seat is released at once, whatever the goodbye costs.
     let _ = session
         .events()
-        .send(Event::ConnEnded(conn.id, end.clone()))
+        .send(Event::ConnEnded(conn.id, Box::new(end.clone())))
         .await;
     // The writer hands back its half; the goodbye needs the whole stream.
     let sink = match early {
