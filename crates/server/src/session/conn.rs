@@ -339,7 +339,10 @@ async fn run_attached(ws: Ws, session: &Arc<Session>, conn: &Arc<Conn>, generati
     let bye = end.goodbye();
     match sink {
         Some(sink) => match stream.reunite(sink) {
-            Ok(ws) => goodbye::say(ws, bye, &conn.socket, app.config.close_grace).await,
+            // Boxed: the goodbye's state (2 KiB: the whole stream, timers,
+            // the close) would otherwise be part of every connection's
+            // future for its whole life.
+            Ok(ws) => Box::pin(goodbye::say(ws, bye, &conn.socket, app.config.close_grace)).await,
             Err(_) => {
                 conn.socket.abort(); // unreachable: the halves are a pair
             }
