@@ -28,7 +28,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 use seatkeeper_protocol::slice::Frame;
 use serde_json::{Map, Value};
 
-pub use session::{Control, EngineSession, EngineSide, Progress};
+pub use session::{Control, ControlReceiver, EngineSession, EngineSide, Progress};
 pub use spec::EngineSpec;
 
 /// One slice from an engine, before the session gives it a `seq`.

@@ -6,10 +6,14 @@
 //! (keyframe, detached, resumed, end), so a client's flood can never crowd
 //! out what the engine must hear about the session's life.
 
+mod queue;
+
 use serde_json::{Map, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::{stats::SessionStats, EngineError};
+
+pub use queue::Receiver as ControlReceiver;
 
 /// Messages from a session to its engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +62,7 @@ pub const LIFECYCLE_RESERVE: usize = 8;
 pub struct EngineSession {
     /// Engine description for `ready.engine`: name, version, knobs.
     pub info: Value,
-    control: mpsc::Sender<Control>,
+    control: queue::Sender,
     failure: Option<oneshot::Receiver<EngineError>>,
     stats: SessionStats,
     wants_progress: bool,
@@ -68,7 +72,7 @@ pub struct EngineSession {
 #[derive(Debug)]
 pub struct EngineSide {
     /// Control messages from the session; closed when the session ends.
-    pub control: mpsc::Receiver<Control>,
+    pub control: ControlReceiver,
     failure: oneshot::Sender<EngineError>,
 }
 
@@ -80,7 +84,7 @@ impl EngineSession {
 
     /// A connected pair whose engine reports figures into `stats`.
     pub fn pair_with_stats(info: Value, stats: SessionStats) -> (Self, EngineSide) {
-        let (ctx, crx) = mpsc::channel(CONTROL_QUEUE + LIFECYCLE_RESERVE);
+        let (ctx, crx) = queue::queue(CONTROL_QUEUE + LIFECYCLE_RESERVE);
         let (ftx, frx) = oneshot::channel();
         (
             Self {
@@ -112,8 +116,8 @@ impl EngineSession {
             _ => {}
         }
         self.control.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => EngineError::Stalled,
-            mpsc::error::TrySendError::Closed(_) => EngineError::Lost,
+            queue::SendError::Full => EngineError::Stalled,
+            queue::SendError::Closed => EngineError::Lost,
         })
     }
 
@@ -154,7 +158,7 @@ impl EngineSession {
 
 impl EngineSide {
     /// Splits into the control receiver and a failure reporter.
-    pub fn split(self) -> (mpsc::Receiver<Control>, FailureReporter) {
+    pub fn split(self) -> (ControlReceiver, FailureReporter) {
         (self.control, FailureReporter(self.failure))
     }
 }

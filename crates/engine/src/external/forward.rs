@@ -11,13 +11,12 @@
 use std::{sync::Arc, time::Duration};
 
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::{
     conn::{Conn, Lane, Registered},
     messages::ToEngine,
 };
-use crate::{Control, EngineError, EngineSession, OpenRequest};
+use crate::{Control, ControlReceiver, EngineError, EngineSession, OpenRequest};
 
 /// Starts a session on `conn` and waits (at most `limit`) for the engine's answer.
 pub(super) async fn open(
@@ -100,7 +99,7 @@ pub(super) async fn run(
     conn: Arc<Conn>,
     handle: u32,
     session_id: String,
-    mut control: mpsc::Receiver<Control>,
+    mut control: ControlReceiver,
 ) {
     // Once the session failed (queue full, engine error) its messages are
     // discarded, but the loop goes on so that its end is still noticed.
