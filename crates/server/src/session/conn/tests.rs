@@ -152,6 +152,22 @@ async fn ended(events: &mut mpsc::Receiver<Event>) -> ConnEnd {
     }
 }
 
+/// A session whose window takes 64 slices (64 MiB), on a connection through
+/// a 4 KiB pipe, so the writer, not the window, waits.
+async fn small_pipe_wide_window() -> (Arc<Shared>, Arc<Session>, Client, Fd, mpsc::Receiver<Event>)
+{
+    let app = app(Config {
+        window: Window {
+            slices: 64,
+            bytes: 64 << 20,
+        },
+        ..Config::default()
+    });
+    let (session, events) = Session::new(&app, None);
+    let (_conn, client, fd) = connect(&app, &session, 4096).await;
+    (app, session, client, fd, events)
+}
+
 /// The close code of a connection that ended as a violation.
 async fn violation_code(events: &mut mpsc::Receiver<Event>) -> u16 {
     match ended(events).await {
@@ -328,15 +344,7 @@ async fn the_writer_drops_stale_slices_and_sends_the_newest() {
 /// frame arrives whole and in order.
 #[tokio::test]
 async fn frames_of_every_length_arrive_whole_through_a_small_pipe() {
-    let app = app(Config {
-        window: Window {
-            slices: 64,
-            bytes: 64 << 20,
-        },
-        ..Config::default()
-    });
-    let (session, _events) = Session::new(&app, None);
-    let (_conn, mut client, _fd) = connect(&app, &session, 4096).await;
+    let (_app, session, mut client, _fd, _events) = small_pipe_wide_window().await;
     assert!(text(&mut client).await.contains("ready"));
     let sizes = [0usize, 1, 105, 106, 125, 65_515, 65_516, 70_000, 1 << 20, 3];
     for (i, &n) in sizes.iter().enumerate() {
@@ -387,15 +395,7 @@ async fn a_takeover_closes_the_old_connection_with_4002() {
 /// woken through tungstenite, not lost).
 #[tokio::test]
 async fn a_pong_written_while_the_writer_waits_does_not_strand_it() {
-    let app = app(Config {
-        window: Window {
-            slices: 64,
-            bytes: 64 << 20,
-        },
-        ..Config::default()
-    });
-    let (session, _events) = Session::new(&app, None);
-    let (_conn, mut client, _fd) = connect(&app, &session, 4096).await;
+    let (_app, session, mut client, _fd, _events) = small_pipe_wide_window().await;
     for i in 0..20u64 {
         push(&session, slice(0, i, &[i as u8; 16 << 10]));
     }
