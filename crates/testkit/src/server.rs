@@ -63,11 +63,38 @@ pub fn free_port() -> u16 {
 
 /// A fresh Unix socket path in the temp dir for `name` (the pid keeps
 /// test binaries running at once apart).
-pub fn socket_path(name: &str) -> String {
-    std::env::temp_dir()
-        .join(format!("seatkeeper-{}-{name}.sock", std::process::id()))
-        .display()
-        .to_string()
+pub fn socket_path(name: &str) -> SocketPath {
+    SocketPath(
+        std::env::temp_dir()
+            .join(format!("seatkeeper-{}-{name}.sock", std::process::id()))
+            .display()
+            .to_string(),
+    )
+}
+
+/// A Unix socket path for a test, removed when the test is done: the server
+/// removes its socket when it exits cleanly, but a test's server is killed.
+#[derive(Debug)]
+pub struct SocketPath(String);
+
+impl std::ops::Deref for SocketPath {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SocketPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Drop for SocketPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Polls `check` every 50 ms until it yields `Some` or `limit` passes.
