@@ -10,10 +10,12 @@ mod pods;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pods::{config, free_seats, raw, wait_until, Pod, HEARTBEAT_SLACK, TTL};
+use pods::{
+    claim_after_failover, config, free_seats, raw, wait_until, Pod, FAILED_OVER_TOKEN,
+    HEARTBEAT_SLACK, SEATS_A, TTL,
+};
 use seatkeeper_pool::{claim, ls, ClaimError, PodAgent, PodStatus, Refusal, TokenProblem};
 use seatkeeper_testkit::redis::RedisServer;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,21 +235,8 @@ async fn a_stale_epoch_cannot_free_a_newer_claims_seat() {
     // A failover to a replica that missed the redeem: slot 0 was claimed
     // again, under a newer epoch, while the pod still holds the old lease.
     let newer_epoch = stale.epoch() + 100;
-    let token = "a-token-from-the-failed-over-side-0123456789";
-    let hash: String = Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let mut conn = raw(&url).await;
-    let seats = "seatkeeper:pool:pod:pod-a:seats";
-    let entry = format!("c:{newer_epoch}:99999999999999:{hash}");
-    let _: () = redis::cmd("HSET")
-        .arg(seats)
-        .arg(0)
-        .arg(&entry)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let (mut conn, entry) = claim_after_failover(&url, newer_epoch).await;
+    let (token, seats) = (FAILED_OVER_TOKEN, SEATS_A);
 
     // The heartbeat does not re-publish the stale lease over it...
     wait_until(

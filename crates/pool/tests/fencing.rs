@@ -8,10 +8,11 @@ mod pods;
 
 use std::sync::atomic::Ordering;
 
-use pods::{config, raw, wait_until, Pod, HEARTBEAT_SLACK};
+use pods::{
+    claim_after_failover, config, wait_until, Pod, FAILED_OVER_TOKEN, HEARTBEAT_SLACK, SEATS_A,
+};
 use seatkeeper_pool::{claim, Refusal, TokenProblem};
 use seatkeeper_testkit::redis::RedisServer;
-use sha2::{Digest, Sha256};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_token_for_a_held_seat_is_refused_and_the_lease_reasserted() {
@@ -28,21 +29,8 @@ async fn a_second_token_for_a_held_seat_is_refused_and_the_lease_reasserted() {
 
     // What a replica that missed the redeem would say after a failover:
     // slot 0 is claimed again, under a newer epoch, for another token.
-    let token = "a-token-from-the-failed-over-side-0123456789";
-    let hash: String = Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let mut conn = raw(&url).await;
-    let seats = "seatkeeper:pool:pod:pod-a:seats";
-    let newer = held.epoch() + 100;
-    let _: () = redis::cmd("HSET")
-        .arg(seats)
-        .arg(0)
-        .arg(format!("c:{newer}:99999999999999:{hash}"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let (mut conn, _) = claim_after_failover(&url, held.epoch() + 100).await;
+    let (token, seats) = (FAILED_OVER_TOKEN, SEATS_A);
 
     assert_eq!(
         a.agent.redeem(token).await.unwrap_err(),

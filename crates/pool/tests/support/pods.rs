@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use seatkeeper_pool::{ls, PodAgent, PodStatus, PoolConfig};
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 /// Short TTLs keep the scenarios fast: heartbeats every ~333 ms.
@@ -25,6 +26,35 @@ pub(crate) async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+/// The seats hash of `pod-a`.
+pub(crate) const SEATS_A: &str = "seatkeeper:pool:pod:pod-a:seats";
+
+/// The seat token a failed-over Redis gave out for a seat the pod holds.
+pub(crate) const FAILED_OVER_TOKEN: &str = "a-token-from-the-failed-over-side-0123456789";
+
+/// Plays what a replica that missed a redeem says after a failover: slot 0
+/// of `pod-a` is claimed again, under `epoch`, for [`FAILED_OVER_TOKEN`].
+/// Returns the connection used and the seat entry written.
+pub(crate) async fn claim_after_failover(
+    url: &str,
+    epoch: u64,
+) -> (redis::aio::MultiplexedConnection, String) {
+    let hash: String = Sha256::digest(FAILED_OVER_TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut conn = raw(url).await;
+    let entry = format!("c:{epoch}:99999999999999:{hash}");
+    let _: () = redis::cmd("HSET")
+        .arg(SEATS_A)
+        .arg(0)
+        .arg(&entry)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    (conn, entry)
 }
 
 pub(crate) fn config(redis_url: &str, pod_id: &str, seats: u32) -> PoolConfig {
