@@ -16,10 +16,16 @@
 //!    cannot be told from a queue that shrank and grew again).
 //! 2. **The client made progress since the previous sweep**: the owner read
 //!    an ack or a pong from it ([`SocketHandle::mark_progress`]).
-//! 3. **No ping is unanswered**: the pong clock starts at the look that
-//!    first sees a ping's bytes acknowledged, so while any ping is out —
-//!    acknowledged or not — the socket is looked at every sweep, and the
-//!    pong clock runs exactly as if no sweep were ever skipped.
+//! 3. **No ping needs the look**: the pong clock starts at the look that
+//!    first sees a ping's bytes acknowledged, so while any ping's bytes are
+//!    not yet seen acknowledged the socket is looked at every sweep; and
+//!    from the sweep before the oldest acknowledged ping's wait reaches the
+//!    pong timeout, again every sweep
+//!    ([`Pings::needs_look`](crate::Pings::needs_look)). In between the
+//!    clock runs on wall time and needs no look, so a client that reads its
+//!    pings late but keeps up otherwise is not held in doubt for the whole
+//!    wait, and the pong clock runs exactly as if no sweep were ever
+//!    skipped.
 //! 4. **Nothing waits to be written**: either the socket took bytes since
 //!    the previous sweep (the writer is not blocked on a full buffer), or
 //!    the last look saw an empty queue and nothing was written since — then
@@ -92,8 +98,10 @@ pub struct Signals {
     pub progress: u64,
     /// [`SocketHandle::bytes_written`](crate::SocketHandle::bytes_written).
     pub written: u64,
-    /// Whether any ping is unanswered.
-    pub pings_pending: bool,
+    /// Whether the pong clock needs this sweep's look
+    /// ([`Pings::needs_look`](crate::Pings::needs_look); false without a
+    /// pong rule).
+    pub ping_needs_look: bool,
 }
 
 /// What a sweep does with one socket.
@@ -129,7 +137,9 @@ impl Doubt {
         let (Some((queue, written)), Some(prev)) = (self.cleared, prev) else {
             return Plan::Look;
         };
-        if self.skipped + 1 >= max_gap || signals.pings_pending || signals.progress == prev.progress
+        if self.skipped + 1 >= max_gap
+            || signals.ping_needs_look
+            || signals.progress == prev.progress
         {
             return Plan::Look;
         }

@@ -113,6 +113,23 @@ impl PingLedger {
             .copied()
     }
 
+    /// Whether a sweep at `now` must look at the socket for the pong
+    /// clock's sake: a ping's bytes are not yet seen acknowledged (its clock
+    /// starts at the look that first sees them), or the oldest acknowledged
+    /// ping will have waited `timeout` by the sweep after this one
+    /// (`interval` on). Between the two the clock runs on wall time alone,
+    /// and the look that can give the unresponsive verdict is never skipped.
+    pub fn needs_look(&self, now: Instant, timeout: Duration, interval: Duration) -> bool {
+        // Offsets rise, so pings are acknowledged oldest first: if the
+        // newest is, all are.
+        if self.pending.back().is_some_and(|p| p.acked_at.is_none()) {
+            return true;
+        }
+        self.pending
+            .front()
+            .is_some_and(|p| p.waited(now).saturating_add(interval) >= timeout)
+    }
+
     /// Unanswered pings.
     pub fn len(&self) -> usize {
         self.pending.len()
@@ -160,6 +177,12 @@ impl Pings {
     /// Whether any ping is unanswered (without taking the ledger's lock).
     pub fn any_pending(&self) -> bool {
         self.any.load(Ordering::Acquire)
+    }
+
+    /// See [`PingLedger::needs_look`]; without the lock when no ping is
+    /// out.
+    pub fn needs_look(&self, now: Instant, timeout: Duration, interval: Duration) -> bool {
+        self.any_pending() && self.lock().needs_look(now, timeout, interval)
     }
 
     /// See [`PingLedger::acknowledged`].

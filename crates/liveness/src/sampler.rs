@@ -338,7 +338,12 @@ fn sweep(shared: &Shared, batch: &mut Batch) {
         let signals = Signals {
             progress: entry.socket.progress(),
             written: entry.socket.bytes_written(),
-            pings_pending: entry.hooks.pings().any_pending(),
+            ping_needs_look: shared.config.pong_timeout.is_some_and(|timeout| {
+                entry
+                    .hooks
+                    .pings()
+                    .needs_look(now, timeout, shared.interval)
+            }),
         };
         let turn = lock(&entry.state).turn(
             now,

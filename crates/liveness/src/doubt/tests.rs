@@ -96,7 +96,7 @@ fn sweep(steps: &[Step], max_gap: u32) -> Run {
         let signals = Signals {
             progress: sim.progress,
             written: sim.written,
-            pings_pending: sim.pings.pending() > 0,
+            ping_needs_look: sim.pings.needs_look(now, PONG, TICK),
         };
         let (written, acked, closed) = (sim.written, sim.acked, sim.closed);
         let turn = sim.state.turn(now, max_gap, true, signals, &sim.pings, || {
@@ -227,25 +227,68 @@ fn a_client_that_acks_without_reading_is_still_reaped() {
     assert!(rat >= at && rat <= at + k() as usize, "{at} vs {rat}");
 }
 
-/// A ping the client's TCP acknowledged and the client never answers keeps
-/// the socket in doubt however many acks arrive: the pong clock is exact.
+/// A ping the client's TCP acknowledged and the client never answers: the
+/// socket is looked at until the ping's bytes are seen acknowledged, skipped
+/// while the pong clock runs (acks keep coming), looked at again from the
+/// sweep before the timeout, and reaped at the very sweep a sweep that
+/// always looks reaps it.
 #[test]
-fn an_unanswered_ping_is_looked_at_every_sweep_and_reaped_on_time() {
+fn an_unanswered_ping_is_reaped_at_the_same_sweep() {
     let mut steps = vec![streaming(); 40];
+    // The ping's bytes are not acknowledged for three sweeps.
     steps.push(Step {
         ping: true,
+        tcp_ack: false,
         ..streaming()
     });
+    steps.extend(vec![
+        Step {
+            tcp_ack: false,
+            ..streaming()
+        };
+        2
+    ]);
     steps.extend(vec![streaming(); 100]);
     let (all, rule) = both(&steps);
     let (at, why) = all.reap.expect("reaped when every sweep looks");
     assert_eq!(why, Reason::Unresponsive);
     assert_eq!(rule.reap, all.reap);
+    // Every sweep until the clock started, and the two before the verdict.
+    for i in (40..=43).chain(at - 1..=at) {
+        assert!(rule.looks.contains(&i), "no look at {i}: {:?}", rule.looks);
+    }
+    let waiting = rule.looks.iter().filter(|&&i| i > 43 && i < at - 1).count();
     assert!(
-        (40..=at).all(|i| rule.looks.contains(&i)),
-        "{:?}",
+        waiting <= (at - 44) / k() as usize + 1,
+        "{waiting} looks while the pong clock ran: {:?}",
         rule.looks
     );
+}
+
+/// Without a pong rule pings never hold a socket in doubt (their bytes are
+/// never marked acknowledged, since nothing reads the clock).
+#[test]
+fn pings_need_no_look_while_their_clock_runs() {
+    let t0 = Instant::now();
+    let pings = Pings::default();
+    assert!(!pings.needs_look(t0, PONG, TICK));
+    pings.written(1, 100, t0);
+    assert!(pings.needs_look(t0, PONG, TICK), "not yet acknowledged");
+    pings.acknowledged(t0, Some(100));
+    assert!(!pings.needs_look(t0 + TICK, PONG, TICK));
+    assert!(!pings.needs_look(t0 + PONG - TICK * 2, PONG, TICK));
+    assert!(
+        pings.needs_look(t0 + PONG - TICK, PONG, TICK),
+        "the sweep before"
+    );
+    assert!(pings.needs_look(t0 + PONG, PONG, TICK));
+    pings.written(2, 200, t0 + TICK);
+    assert!(
+        pings.needs_look(t0 + TICK, PONG, TICK),
+        "a newer ping is out"
+    );
+    pings.answered(2);
+    assert!(!pings.needs_look(t0 + PONG, PONG, TICK));
 }
 
 /// An idle socket skipped for a while must not count those sweeps as stall
@@ -336,7 +379,7 @@ fn signals(progress: u64, written: u64) -> Signals {
     Signals {
         progress,
         written,
-        pings_pending: false,
+        ping_needs_look: false,
     }
 }
 
@@ -417,6 +460,11 @@ proptest! {
         if let Some(r) = rule.reap {
             let at = all.reap.map(|a| a.0);
             prop_assert!(at.is_some_and(|at| at <= r.0), "early: {:?} vs {:?}", r, all.reap);
+        }
+        // The pong clock is exact: an unresponsive client is reaped at the
+        // same sweep.
+        if let Some((_, Reason::Unresponsive)) = all.reap {
+            prop_assert_eq!(rule.reap, all.reap);
         }
         if let Some((at, _)) = all.reap {
             // The client stays as it was at the reap: no acknowledgement,
