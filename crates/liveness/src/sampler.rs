@@ -150,7 +150,8 @@ pub struct SamplerStats {
     pub last_sweep_exempted: AtomicU64,
     /// Duration of the last sweep, nanoseconds.
     pub last_sweep_ns: AtomicU64,
-    /// Sockets in the last sweep.
+    /// Sockets in the last sweep (looked at or skipped; not those being
+    /// closed by their owners).
     pub last_sweep_sockets: AtomicU64,
     /// Total time spent sweeping, nanoseconds (wall clock: includes time the
     /// thread waited for a core).
@@ -383,7 +384,8 @@ fn sweep(shared: &Shared, batch: &mut Batch) {
         }
         reg.version += 1;
     }
-    let n = batch.entries.len() as u64;
+    // Sockets their owners are closing are not swept, so not counted.
+    let n = looks + exempted;
     let took = started.elapsed().as_nanos() as u64;
     let s = &shared.stats;
     s.sweeps.fetch_add(1, Ordering::Relaxed);

@@ -142,3 +142,41 @@ fn the_pong_clock_starts_when_the_peer_acknowledges_the_ping() {
     assert!(acked >= read_from, "counted before the peer had the ping");
     let _retired = handle.retire();
 }
+
+/// A sweep counts the sockets it swept: one its owner is closing is neither
+/// looked at nor counted (the figure is sessions watched, not sockets
+/// being torn down).
+#[test]
+fn a_closing_socket_is_not_swept_nor_counted() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pairs: Vec<_> = (0..3)
+        .map(|_| {
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            (l.accept().unwrap().0, c)
+        })
+        .collect();
+    // A long interval: this test sweeps by hand.
+    let sampler = Sampler::start(
+        Duration::from_secs(3600),
+        DetectorConfig {
+            grace: Duration::from_secs(30),
+            pong_timeout: None,
+        },
+    )
+    .unwrap();
+    let handles: Vec<_> = pairs
+        .iter()
+        .map(|(s, _)| Arc::new(SocketHandle::new(s.as_raw_fd())))
+        .collect();
+    let _watches: Vec<_> = handles
+        .iter()
+        .map(|h| sampler.watch(Arc::clone(h), TestHooks::new().0))
+        .collect();
+    handles[1].mark_closing();
+    let mut batch = Batch::default();
+    sampler.sweep_now(&mut batch);
+    let s = sampler.stats();
+    assert_eq!(s.last_sweep_sockets.load(Ordering::Relaxed), 2);
+    assert_eq!(s.last_sweep_looks.load(Ordering::Relaxed), 2);
+    assert_eq!(s.samples.load(Ordering::Relaxed), 2);
+}
