@@ -74,6 +74,8 @@ impl Stamped {
 /// Per-session counters kept with the outbox.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// Slices the engine pushed, sent or not.
+    pub slices_produced: u64,
     /// Slices written.
     pub slices_sent: u64,
     /// Slices dropped by flow control.
@@ -166,6 +168,7 @@ impl Outbox {
 
     /// Queues a slice from the engine.
     pub fn push_slice(&mut self, slice: Slice) -> Result<(), Overflow> {
+        self.counters.slices_produced += 1;
         if slice.flags & FLAG_DROPPABLE == 0 {
             if self.pending_nondroppable >= self.limits.nondroppable {
                 return Err(Overflow);
