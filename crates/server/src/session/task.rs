@@ -17,7 +17,7 @@ use seatkeeper_engine::{Control, EngineSession};
 use seatkeeper_protocol::ServerMsg;
 use tokio::{
     sync::{mpsc, oneshot},
-    time::{interval, sleep_until, Instant, MissedTickBehavior},
+    time::{interval, Instant, MissedTickBehavior},
 };
 use tracing::{info, warn};
 
@@ -88,15 +88,30 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // Nothing to report before the first slice is sent.
     let mut last_progress = session.progress();
+    // Made once, not on every pass: a fresh one would register and drop a
+    // waiter (the shutdown token's list, the request `Notify`) or take the
+    // runtime's handle (a timer) each time the task wakes, about once a
+    // second per session for its stats alone.
+    let shutdown = app.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let requested = session.end_requested.notified();
+    tokio::pin!(requested);
+    let expiry = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(expiry);
+    let mut expiry_at = None;
 
     let end = loop {
         let (streaming, deadline) = {
             let m = session.machine();
             (m.streaming(), m.deadline())
         };
+        if let Some(at) = deadline.filter(|&at| expiry_at != Some(at)) {
+            expiry.as_mut().reset(Instant::from_std(at));
+            expiry_at = Some(at);
+        }
         let mut reply = None;
         let input = tokio::select! {
-            _ = app.shutdown.cancelled() => Input::Shutdown,
+            _ = &mut shutdown => Input::Shutdown,
             err = engine.failed() => Input::EngineFailed(err),
             ev = events.recv() => match ev {
                 // Unreachable: the session holds a sender.
@@ -112,7 +127,10 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                     Input::Attach { conn, resume, token: ids::token() }
                 }
             },
-            _ = session.end_requested.notified() => Input::Requested,
+            _ = &mut requested => {
+                requested.set(session.end_requested.notified());
+                Input::Requested
+            }
             _ = ping.tick(), if streaming => {
                 if let Some(conn) = session.conn() {
                     session.outbox().set_ping(Bytes::copy_from_slice(&conn.ping_payload()));
@@ -134,7 +152,11 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                 session.wake.notify();
                 continue;
             }
-            _ = sleep_until(deadline.map_or_else(Instant::now, Instant::from_std)), if deadline.is_some() => Input::Tick,
+            _ = &mut expiry, if deadline.is_some() => {
+                // Re-armed on the next pass if the deadline still stands.
+                expiry_at = None;
+                Input::Tick
+            }
         };
         if let Some(end) = carry_out(&session, &engine, input, reply) {
             break end;
