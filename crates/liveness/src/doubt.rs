@@ -104,11 +104,56 @@ pub struct Signals {
     pub ping_needs_look: bool,
 }
 
+/// Why a sweep looks at a socket: the first rule of the five that held it
+/// in doubt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Rule 1: the last look did not clear it (a stall counting, no
+    /// acked-byte count, or no look yet).
+    Uncleared,
+    /// Rule 5: the most sweeps in a row without a look.
+    Gap,
+    /// Rule 3: the pong clock needs the look.
+    Ping,
+    /// Rule 2: no ack or pong since the previous sweep.
+    Quiet,
+    /// Rule 4: bytes wait and the socket took none (the writer may be
+    /// blocked on a full buffer).
+    Blocked,
+}
+
+impl Why {
+    /// Every reason, in the order of [`index`](Self::index).
+    pub const ALL: [Why; 5] = [
+        Self::Uncleared,
+        Self::Gap,
+        Self::Ping,
+        Self::Quiet,
+        Self::Blocked,
+    ];
+
+    /// The label in `seatkeeper_watchdog_looks_by_reason_total{reason=…}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uncleared => "uncleared",
+            Self::Gap => "gap",
+            Self::Ping => "ping",
+            Self::Quiet => "quiet",
+            Self::Blocked => "blocked",
+        }
+    }
+
+    /// This reason's index in [`ALL`](Self::ALL).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// What a sweep does with one socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
-    /// Ask the kernel, and judge.
-    Look,
+    /// Ask the kernel (for this reason), and judge.
+    Look(Why),
     /// Skip the look: the client keeps up and the writer is not blocked.
     Skip,
     /// Skip the look: the queue is provably still empty; restart the stall
@@ -135,20 +180,23 @@ impl Doubt {
     pub fn plan(&mut self, max_gap: u32, signals: Signals) -> Plan {
         let prev = self.prev.replace(signals);
         let (Some((queue, written)), Some(prev)) = (self.cleared, prev) else {
-            return Plan::Look;
+            return Plan::Look(Why::Uncleared);
         };
-        if self.skipped + 1 >= max_gap
-            || signals.ping_needs_look
-            || signals.progress == prev.progress
-        {
-            return Plan::Look;
+        if self.skipped + 1 >= max_gap {
+            return Plan::Look(Why::Gap);
+        }
+        if signals.ping_needs_look {
+            return Plan::Look(Why::Ping);
+        }
+        if signals.progress == prev.progress {
+            return Plan::Look(Why::Quiet);
         }
         let plan = if queue == 0 && signals.written == written {
             Plan::SkipEmpty
         } else if signals.written != prev.written {
             Plan::Skip
         } else {
-            return Plan::Look; // the writer may be blocked on a full buffer
+            return Plan::Look(Why::Blocked);
         };
         self.skipped += 1;
         plan

@@ -24,7 +24,7 @@ use std::{
 
 use crate::{
     detector::{Detector, DetectorConfig, Observation, Verdict},
-    doubt::{self, Doubt, Plan, Signals},
+    doubt::{self, Doubt, Plan, Signals, Why},
     pings::Pings,
     socket::SocketHandle,
     sys, Evidence,
@@ -63,10 +63,10 @@ pub(crate) struct State {
 pub(crate) enum Turn {
     /// Not in doubt: no kernel look.
     Skipped,
-    /// Looked at, and already closed by its owner.
-    Closed,
-    /// Looked at and judged.
-    Judged(Verdict),
+    /// Looked at (for this reason), and already closed by its owner.
+    Closed(Why),
+    /// Looked at (for this reason) and judged.
+    Judged(Verdict, Why),
 }
 
 impl State {
@@ -81,14 +81,14 @@ impl State {
         pings: &Pings,
         sample: impl FnOnce() -> Result<crate::Sample, crate::SampleError>,
     ) -> Turn {
-        match self.doubt.plan(max_gap, signals) {
-            Plan::Look => {}
+        let why = match self.doubt.plan(max_gap, signals) {
+            Plan::Look(why) => why,
             Plan::Skip => return Turn::Skipped,
             Plan::SkipEmpty => {
                 self.detector.still_empty(now);
                 return Turn::Skipped;
             }
-        }
+        };
         let sample = sample();
         let bytes_acked = match &sample {
             Ok(s) => s.bytes_acked,
@@ -104,11 +104,11 @@ impl State {
         };
         let obs = Observation { sample, ping };
         if matches!(obs.sample, Err(crate::SampleError::Closed)) {
-            return Turn::Closed;
+            return Turn::Closed(why);
         }
         let verdict = self.detector.observe(now, &obs);
         self.doubt.looked(&verdict, &obs.sample, signals.written);
-        Turn::Judged(verdict)
+        Turn::Judged(verdict, why)
     }
 }
 
@@ -141,6 +141,9 @@ pub struct SamplerStats {
     pub samples: AtomicU64,
     /// Kernel looks over all sweeps (sockets in doubt).
     pub looks: AtomicU64,
+    /// Kernel looks over all sweeps by why the socket was in doubt, in
+    /// the order of [`Why::ALL`].
+    pub looks_by_why: [AtomicU64; Why::ALL.len()],
     /// Looks skipped over all sweeps (clients that kept up; see
     /// [`crate::doubt`]).
     pub exempted: AtomicU64,
@@ -332,6 +335,7 @@ fn sweep(shared: &Shared, batch: &mut Batch) {
     // any grace window.
     let now = Instant::now();
     let (mut looks, mut exempted) = (0u64, 0u64);
+    let mut by_why = [0u64; Why::ALL.len()];
     for (id, entry) in batch.entries.iter() {
         if entry.socket.is_closing() {
             continue;
@@ -359,12 +363,14 @@ fn sweep(shared: &Shared, batch: &mut Batch) {
                 exempted += 1;
                 continue;
             }
-            Turn::Closed => {
+            Turn::Closed(why) => {
                 looks += 1;
+                by_why[why.index()] += 1;
                 continue; // the owner is tearing it down
             }
-            Turn::Judged(v) => {
+            Turn::Judged(v, why) => {
                 looks += 1;
+                by_why[why.index()] += 1;
                 v
             }
         };
@@ -391,6 +397,9 @@ fn sweep(shared: &Shared, batch: &mut Batch) {
     s.sweeps.fetch_add(1, Ordering::Relaxed);
     s.samples.fetch_add(n, Ordering::Relaxed);
     s.looks.fetch_add(looks, Ordering::Relaxed);
+    for (total, n) in s.looks_by_why.iter().zip(by_why) {
+        total.fetch_add(n, Ordering::Relaxed);
+    }
     s.exempted.fetch_add(exempted, Ordering::Relaxed);
     s.last_sweep_looks.store(looks, Ordering::Relaxed);
     s.last_sweep_exempted.store(exempted, Ordering::Relaxed);

@@ -117,8 +117,8 @@ fn sweep(steps: &[Step], max_gap: u32) -> Run {
         });
         match turn {
             Turn::Skipped => {}
-            Turn::Closed => unreachable!("the simulated socket is never retired"),
-            Turn::Judged(v) => {
+            Turn::Closed(_) => unreachable!("the simulated socket is never retired"),
+            Turn::Judged(v, _) => {
                 looks.push(i);
                 if let Verdict::Reap(e) = v {
                     return Run {
@@ -399,7 +399,7 @@ fn sample(queue: u32, acked: Option<u64>) -> Result<crate::Sample, crate::Sample
 /// A doubt whose first look (at `written` bytes) said `verdict`.
 fn after(verdict: Verdict, queue: u32, acked: Option<u64>, written: u64) -> Doubt {
     let mut d = Doubt::default();
-    assert_eq!(d.plan(16, signals(0, written)), Plan::Look);
+    assert_eq!(d.plan(16, signals(0, written)), Plan::Look(Why::Uncleared));
     d.looked(&verdict, &sample(queue, acked), written);
     d
 }
@@ -408,7 +408,10 @@ fn after(verdict: Verdict, queue: u32, acked: Option<u64>, written: u64) -> Doub
 fn a_look_that_saw_a_stall_leaves_the_socket_in_doubt() {
     let mut d = after(Verdict::Stalled(TICK), 100, Some(50), 150);
     for i in 1..20 {
-        assert_eq!(d.plan(16, signals(i, 150 + i * 10)), Plan::Look);
+        assert_eq!(
+            d.plan(16, signals(i, 150 + i * 10)),
+            Plan::Look(Why::Uncleared)
+        );
     }
 }
 
@@ -417,7 +420,7 @@ fn a_writer_that_may_be_blocked_keeps_the_socket_in_doubt() {
     // Bytes queued at the last look, and the socket takes nothing more.
     let mut d = after(Verdict::Draining, 100, Some(50), 150);
     for i in 1..20 {
-        assert_eq!(d.plan(16, signals(i, 150)), Plan::Look);
+        assert_eq!(d.plan(16, signals(i, 150)), Plan::Look(Why::Blocked));
     }
     // The socket takes bytes again: the writer is not blocked.
     assert_eq!(d.plan(16, signals(20, 200)), Plan::Skip);
@@ -427,14 +430,14 @@ fn a_writer_that_may_be_blocked_keeps_the_socket_in_doubt() {
 fn without_progress_marks_or_acked_counts_every_sweep_looks() {
     let mut d = after(Verdict::Healthy, 0, Some(150), 150);
     for i in 1..20 {
-        assert_eq!(d.plan(16, signals(0, 150 + i)), Plan::Look);
+        assert_eq!(d.plan(16, signals(0, 150 + i)), Plan::Look(Why::Quiet));
     }
     let mut d = after(Verdict::Healthy, 0, None, 150);
     for i in 1..20 {
-        assert_eq!(d.plan(16, signals(i, 150 + i)), Plan::Look);
+        assert_eq!(d.plan(16, signals(i, 150 + i)), Plan::Look(Why::Uncleared));
     }
     let mut d = after(Verdict::Unknown, 0, None, 150);
-    assert_eq!(d.plan(16, signals(1, 151)), Plan::Look);
+    assert_eq!(d.plan(16, signals(1, 151)), Plan::Look(Why::Uncleared));
 }
 
 #[test]
@@ -479,4 +482,23 @@ proptest! {
             );
         }
     }
+}
+
+#[test]
+fn a_look_says_which_rule_held_the_socket_in_doubt() {
+    let mut d = after(Verdict::Healthy, 0, Some(150), 150);
+    let ping = Signals {
+        ping_needs_look: true,
+        ..signals(1, 160)
+    };
+    assert_eq!(d.plan(16, ping), Plan::Look(Why::Ping));
+    d.looked(&Verdict::Healthy, &sample(0, Some(160)), 160);
+    // Skipped up to the gap, then looked at for the gap's sake.
+    for i in 2..4 {
+        assert_eq!(d.plan(3, signals(i, 160 + i)), Plan::Skip);
+    }
+    assert_eq!(d.plan(3, signals(4, 164)), Plan::Look(Why::Gap));
+    let labels: Vec<_> = Why::ALL.iter().map(|w| w.as_str()).collect();
+    assert_eq!(labels, ["uncleared", "gap", "ping", "quiet", "blocked"]);
+    assert!(Why::ALL.iter().enumerate().all(|(i, w)| w.index() == i));
 }

@@ -179,4 +179,15 @@ fn a_closing_socket_is_not_swept_nor_counted() {
     assert_eq!(s.last_sweep_sockets.load(Ordering::Relaxed), 2);
     assert_eq!(s.last_sweep_looks.load(Ordering::Relaxed), 2);
     assert_eq!(s.samples.load(Ordering::Relaxed), 2);
+    // Both first looks: nothing cleared them yet.
+    let by_why: Vec<u64> = s
+        .looks_by_why
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(by_why, [2, 0, 0, 0, 0]);
+    // Sweeps an hour apart against a 30 s grace: every sweep must look,
+    // and says so.
+    sampler.sweep_now(&mut batch);
+    assert_eq!(s.looks_by_why[Why::Gap.index()].load(Ordering::Relaxed), 2);
 }

@@ -8,7 +8,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering::Relaxed},
 };
 
-use seatkeeper_liveness::{Reason, SamplerStats};
+use seatkeeper_liveness::{doubt::Why, Reason, SamplerStats};
 
 use super::{EndReason, Metrics};
 
@@ -61,6 +61,8 @@ pub enum Labels {
     ReapRule,
     /// `name`, one sample per engine stat (none: the family is left out).
     EngineStat,
+    /// `reason`, one sample per reason a sweep looks at a socket ([`Why`]).
+    LookReason,
 }
 
 impl Labels {
@@ -75,6 +77,10 @@ impl Labels {
             Self::ReapRule => Reason::ALL
                 .iter()
                 .map(|r| format!("reason=\"{}\"", r.as_str()))
+                .collect(),
+            Self::LookReason => Why::ALL
+                .iter()
+                .map(|w| format!("reason=\"{}\"", w.as_str()))
                 .collect(),
             Self::EngineStat => view
                 .engine_stats
@@ -281,6 +287,13 @@ pub static FAMILIES: &[Family] = &[
         "Kernel looks (TCP_INFO) at sockets in doubt.",
         |v, _| int(&v.sweeps.looks),
     ),
+    Family {
+        name: "seatkeeper_watchdog_looks_by_reason_total",
+        help: "Kernel looks by the rule that held the socket in doubt: uncleared (the last look found a stall, or no look yet), gap (the longest run without a look), ping (the pong clock), quiet (no ack or pong since the last sweep), blocked (bytes wait and the socket took none).",
+        kind: Kind::Counter,
+        labels: Labels::LookReason,
+        read: |v, i| int(&v.sweeps.looks_by_why[i]),
+    },
     counter(
         "seatkeeper_watchdog_exempt_total",
         "Looks skipped: the client kept up (an ack or pong since the last sweep, nothing waiting).",
