@@ -14,8 +14,8 @@
 //!    (the stall window restarted at that look) and the kernel reported
 //!    `tcpi_bytes_acked` (without it, progress over a gap of several sweeps
 //!    cannot be told from a queue that shrank and grew again).
-//! 2. **The client made progress since the previous sweep**: the owner read
-//!    an ack or a pong from it ([`SocketHandle::mark_progress`]).
+//! 2. **The gap stays bounded**: fewer than [`max_gap`] sweeps in a row were
+//!    skipped. Every socket is looked at at least every `max_gap` sweeps.
 //! 3. **No ping needs the look**: the pong clock starts at the look that
 //!    first sees a ping's bytes acknowledged, so while any ping's bytes are
 //!    not yet seen acknowledged the socket is looked at every sweep; and
@@ -26,14 +26,18 @@
 //!    pings late but keeps up otherwise is not held in doubt for the whole
 //!    wait, and the pong clock runs exactly as if no sweep were ever
 //!    skipped.
-//! 4. **Nothing waits to be written**: either the socket took bytes since
-//!    the previous sweep (the writer is not blocked on a full buffer), or
-//!    the last look saw an empty queue and nothing was written since — then
-//!    the queue is provably still empty (it grows only by writes), and the
-//!    detector's stall window restarts as if the kernel had been asked
-//!    ([`Detector::still_empty`](crate::Detector::still_empty)).
-//! 5. **The gap stays bounded**: fewer than [`max_gap`] sweeps in a row were
-//!    skipped. Every socket is looked at at least every `max_gap` sweeps.
+//! 4. **Nothing can be stalled**, in one of two ways:
+//!    - **the queue is provably empty**: the last look saw it empty and
+//!      nothing was written since (it grows only by writes). The detector's
+//!      stall window restarts as if the kernel had been asked
+//!      ([`Detector::still_empty`](crate::Detector::still_empty)). A client
+//!      that was sent nothing owes no ack, so its silence is no doubt —
+//!      the common case on a server too loaded to write to every client
+//!      every sweep;
+//!    - or **the client keeps up**: the owner read an ack or a pong from it
+//!      since the previous sweep ([`SocketHandle::mark_progress`]), and the
+//!      socket took bytes since then too (the writer is not blocked on a
+//!      full buffer).
 //!
 //! `max_gap` is an eighth of the stall grace in sweeps, between 1 and
 //! [`MAX_GAP_SWEEPS`] (500 ms sweeps, 30 s grace: a look at least every 7
@@ -56,9 +60,12 @@
 //!   kind of progress, an empty queue, is carried by rule 4);
 //! - an unresponsive reap comes at the **same** sweep (rule 3);
 //! - a send-stall or peer-close reap comes **later** by at most one sweep
-//!   for a client that stops altogether (its marks stop, so the very next
-//!   sweep looks), and by at most one gap (`max_gap` sweeps) for a client
-//!   whose acks or pongs keep coming while its TCP acknowledges nothing.
+//!   for a client that stops altogether while bytes are sent to it (its
+//!   marks stop, so the very next sweep looks), and by at most one gap
+//!   (`max_gap` sweeps) for a client whose acks or pongs keep coming while
+//!   its TCP acknowledges nothing, or a peer close only the kernel sees on
+//!   a socket that was sent nothing (the reader sees a FIN or a reset
+//!   itself).
 //!   The delay is that a look after skipped sweeps credits the progress it
 //!   finds to its own time, not to the skipped sweep where it happened.
 //!
@@ -104,21 +111,21 @@ pub struct Signals {
     pub ping_needs_look: bool,
 }
 
-/// Why a sweep looks at a socket: the first rule of the five that held it
-/// in doubt.
+/// Why a sweep looks at a socket: the first rule that held it in doubt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
     /// Rule 1: the last look did not clear it (a stall counting, no
     /// acked-byte count, or no look yet).
     Uncleared,
-    /// Rule 5: the most sweeps in a row without a look.
+    /// Rule 2: the most sweeps in a row without a look.
     Gap,
     /// Rule 3: the pong clock needs the look.
     Ping,
-    /// Rule 2: no ack or pong since the previous sweep.
+    /// Rule 4: bytes were sent and no ack or pong came since the previous
+    /// sweep.
     Quiet,
-    /// Rule 4: bytes wait and the socket took none (the writer may be
-    /// blocked on a full buffer).
+    /// Rule 4: bytes wait and the socket took none since the previous
+    /// sweep (the writer may be blocked on a full buffer).
     Blocked,
 }
 
@@ -188,11 +195,10 @@ impl Doubt {
         if signals.ping_needs_look {
             return Plan::Look(Why::Ping);
         }
-        if signals.progress == prev.progress {
-            return Plan::Look(Why::Quiet);
-        }
         let plan = if queue == 0 && signals.written == written {
             Plan::SkipEmpty
+        } else if signals.progress == prev.progress {
+            return Plan::Look(Why::Quiet);
         } else if signals.written != prev.written {
             Plan::Skip
         } else {

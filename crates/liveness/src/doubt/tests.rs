@@ -502,3 +502,34 @@ fn a_look_says_which_rule_held_the_socket_in_doubt() {
     assert_eq!(labels, ["uncleared", "gap", "ping", "quiet", "blocked"]);
     assert!(Why::ALL.iter().enumerate().all(|(i, w)| w.index() == i));
 }
+
+/// A client that was sent nothing since a look found its queue empty owes
+/// no ack: its silence keeps it out of doubt (up to the gap), and a peer
+/// close only the kernel sees is still found within the gap.
+#[test]
+fn a_client_sent_nothing_needs_no_marks_to_be_skipped() {
+    let mut d = after(Verdict::Healthy, 0, Some(150), 150);
+    for _ in 0..4 {
+        assert_eq!(d.plan(5, signals(0, 150)), Plan::SkipEmpty);
+    }
+    assert_eq!(d.plan(5, signals(0, 150)), Plan::Look(Why::Gap));
+
+    let mut steps = vec![streaming(); 20];
+    steps.extend(vec![Step::default(); 40]);
+    steps.push(Step {
+        close: true,
+        ..Step::default()
+    });
+    steps.extend(vec![Step::default(); 20]);
+    let (all, rule) = both(&steps);
+    assert_eq!(all.reap, Some((60, Reason::PeerClose)));
+    let (rat, why) = rule.reap.expect("the close is seen");
+    assert_eq!(why, Reason::PeerClose);
+    assert!(rat < 60 + k() as usize, "{rat}");
+    let idle_looks = rule
+        .looks
+        .iter()
+        .filter(|&&i| (21..60).contains(&i))
+        .count();
+    assert!(idle_looks <= 39 / k() as usize + 1, "{:?}", rule.looks);
+}
