@@ -15,8 +15,7 @@ use tokio::time::Instant;
 
 use crate::{Control, EngineSide, Slice, SliceSink};
 
-pub use pacer::Pacer;
-use pacer::Tick;
+pub use pacer::{Pacer, Slot, Tick};
 
 /// Something that makes slices at a fixed rate.
 pub trait Generator: Send + 'static {

@@ -21,6 +21,7 @@ pub mod conn;
 pub(crate) mod goodbye;
 pub(crate) mod machine;
 pub mod outbox;
+pub(crate) mod periodic;
 pub mod shared;
 pub(crate) mod signal;
 pub(crate) mod task;
@@ -106,6 +107,8 @@ pub struct Session {
     /// if the task is busy, so no request is missed; unlike an event it
     /// cannot be lost to a full channel).
     end_requested: Notify,
+    /// When the ping and `stats` are next due ([`periodic`]).
+    periodic: Mutex<periodic::Due>,
     app: Arc<Shared>,
 }
 
@@ -134,6 +137,7 @@ impl Session {
             engine_stats: OnceLock::new(),
             events: tx,
             end_requested: Notify::new(),
+            periodic: Mutex::new(periodic::Due::now()),
             app: Arc::clone(app),
         });
         (session, rx)

@@ -24,7 +24,7 @@ use tokio::{
 };
 
 /// A clock the pacer drives.
-pub(crate) trait Tick: Send + Sync + 'static {
+pub trait Tick: Send + Sync + 'static {
     /// Produces what is due at `now`; returns when to be called next, or
     /// `None` to leave the heap (paused; [`Pacer::schedule`] puts it back).
     fn tick(&self, now: Instant) -> Option<Instant>;
@@ -95,7 +95,7 @@ impl Ord for Due {
 
 /// Which shard a session was dealt to.
 #[derive(Clone)]
-pub(crate) struct Slot(Arc<Shard>);
+pub struct Slot(Arc<Shard>);
 
 impl Pacer {
     /// A new pacer (its tasks start with the first session).
@@ -105,7 +105,7 @@ impl Pacer {
 
     /// Deals a new session to a shard (starting the tasks if needed; must
     /// be called inside a tokio runtime).
-    pub(crate) fn slot(&self) -> Slot {
+    pub fn slot(&self) -> Slot {
         self.inner.started.call_once(|| {
             for s in &self.inner.shards {
                 tokio::spawn(drive(Arc::clone(s)));
@@ -119,7 +119,7 @@ impl Pacer {
 impl Slot {
     /// Puts `clock` in the heap, due at `at`. The caller keeps a clock in
     /// the heap at most once (see `Clock::scheduled`).
-    pub(crate) fn schedule(&self, clock: Weak<dyn Tick>, at: Instant) {
+    pub fn schedule(&self, clock: Weak<dyn Tick>, at: Instant) {
         let earliest = {
             let Ok(mut heap) = self.0.heap.lock() else {
                 return;

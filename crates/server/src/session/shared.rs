@@ -8,6 +8,7 @@ use std::sync::{
     Arc,
 };
 
+use seatkeeper_engine::paced::Pacer;
 use seatkeeper_liveness::Sampler;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +62,8 @@ pub struct Shared {
     pub released: Notify,
     /// The latest reaps with their evidence (the operator's page).
     pub recent_reaps: Recent,
+    /// Runs every session's ping and `stats` ([`super::periodic`]).
+    pub(crate) periodic: Pacer,
     next_conn: AtomicU64,
 }
 
@@ -81,6 +84,7 @@ impl Shared {
             shutdown,
             released: Notify::new(),
             recent_reaps: Recent::default(),
+            periodic: Pacer::new(),
             next_conn: AtomicU64::new(1),
         }
     }

@@ -11,10 +11,8 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
 use futures_util::FutureExt;
 use seatkeeper_engine::{Control, EngineSession};
-use seatkeeper_protocol::ServerMsg;
 use tokio::{
     sync::{mpsc, oneshot},
     time::{interval, Instant, MissedTickBehavior},
@@ -79,11 +77,8 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
         lease,
     } = owned;
     let app = Arc::clone(&session.app);
-    let cfg = &app.config;
-    let mut ping = interval(cfg.ping_interval);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut stats = interval(cfg.stats_interval);
-    stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The ping and stats run on the server's shared pacer, not here.
+    super::periodic::start(&session);
     let mut progress = interval(PROGRESS_EVERY);
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // Nothing to report before the first slice is sent.
@@ -131,25 +126,12 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
                 requested.set(session.end_requested.notified());
                 Input::Requested
             }
-            _ = ping.tick(), if streaming => {
-                if let Some(conn) = session.conn() {
-                    session.outbox().set_ping(Bytes::copy_from_slice(&conn.ping_payload()));
-                    session.wake.notify();
-                }
-                continue;
-            }
             _ = progress.tick(), if streaming && engine.wants_progress() => {
                 let now = session.progress();
                 if now != last_progress {
                     last_progress = now;
                     let _ = engine.control(Control::Progress(now));
                 }
-                continue;
-            }
-            _ = stats.tick(), if streaming => {
-                let text = ServerMsg::Stats(session.stats()).to_json();
-                session.outbox().set_stats(text);
-                session.wake.notify();
                 continue;
             }
             _ = &mut expiry, if deadline.is_some() => {
