@@ -149,3 +149,23 @@ async fn an_unreachable_pool_is_logged_without_its_password() {
         assert!(!logged.contains("hunter2"), "{url}: {logged}");
     }
 }
+
+#[test]
+fn help_does_not_print_the_pool_url_or_token_from_the_environment() {
+    for args in [
+        &["serve", "--help"][..],
+        &["pool", "ls", "--help"],
+        &["pool", "claim", "--help"],
+        &["pool", "allocator", "--help"],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("SEATKEEPER_POOL", "redis://u:hunter2@127.0.0.1:1/")
+            .env("SEATKEEPER_ALLOCATOR_TOKEN", "tok-hunter2")
+            .output()
+            .expect("run seatkeeper");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("SEATKEEPER_POOL"), "{args:?}: {help}");
+        assert!(!help.contains("hunter2"), "{args:?}: {help}");
+    }
+}
