@@ -7,8 +7,10 @@
 #   bench/curve.sh [N ...]        (default: 100 1000 2000 5000 10000)
 #   CURVE_SECS=15 CURVE_PEERS="seatkeeper tt-peer" bench/curve.sh 2000
 #
-# Appends one JSON object per (server, N) to bench/results/curve.json.
-# Loopback only; every run is bounded in time.
+# Appends one JSON object per (server, N) to bench/results/curve.json
+# (CURVE_OUT); that is the only file it writes in the tree. Each run's
+# server log and load report go to a temporary directory, removed at the
+# end unless CURVE_KEEP=1. Loopback only; every run is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -23,6 +25,11 @@ out=${CURVE_OUT:-bench/results/curve.json}
 mkdir -p bench/results
 port=18700
 hz=$(getconf CLK_TCK)
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/curve.XXXXXX")
+keep_or_remove() {
+  if [ "${CURVE_KEEP:-0}" = 1 ]; then echo "curve: scratch files kept in $scratch" >&2; else rm -rf "$scratch"; fi
+}
+trap keep_or_remove EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -33,16 +40,16 @@ for n in "${sizes[@]}"; do
     seats=$((n + 100))
     if [ "$peer" = seatkeeper ]; then
       taskset -c 0 "$bin" serve --listen "127.0.0.1:$port" --seats "$seats" --max-connections 19500 \
-        --engine synthetic:10:1024 2>"bench/results/curve-$peer-$n.log" &
+        --engine synthetic:10:1024 2>"$scratch/curve-$peer-$n.log" &
     else
       taskset -c 0 "$tt" --listen "127.0.0.1:$port" --seats "$seats" \
-        --engine synthetic:10:1024 2>"bench/results/curve-$peer-$n.log" &
+        --engine synthetic:10:1024 2>"$scratch/curve-$peer-$n.log" &
     fi
     srv=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/sessions" >/dev/null && break; sleep 0.1; done
     rss0=$(rss_kb $srv)
     taskset -c 1 "$bin" load --url "ws://127.0.0.1:$port/ws" --sessions "$n" --duration-s "$secs" \
-      --connect-concurrency 500 --bye false >"bench/results/curve-load-$peer-$n.json" 2>/dev/null &
+      --connect-concurrency 500 --bye false >"$scratch/curve-load-$peer-$n.json" 2>/dev/null &
     load=$!
     # Steady state: the middle third of the run, after every session connected.
     sleep $((secs / 3))
@@ -53,7 +60,7 @@ for n in "${sizes[@]}"; do
     wait $load || true
     kill $srv; wait $srv 2>/dev/null || true
     python3 - "$peer" "$n" "$secs" "$rss0" "$rss" "$t0" "$t1" "$hz" \
-      "bench/results/curve-load-$peer-$n.json" "$bin" >>"$out" <<'PY'
+      "$scratch/curve-load-$peer-$n.json" "$bin" >>"$out" <<'PY'
 import json, os, sys
 peer, n, secs, rss0, rss, t0, t1, hz, load = sys.argv[1:10]
 n, secs = int(n), int(secs)

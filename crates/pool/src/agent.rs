@@ -113,10 +113,8 @@ impl PodAgent {
         shutdown: CancellationToken,
     ) -> Result<PodAgent, ConfigError> {
         cfg.validate()?;
-        let target = Target::parse(&cfg.redis_url).map_err(|e| ConfigError::RedisUrl {
-            url: cfg.redis_url.clone(),
-            reason: e.to_string(),
-        })?;
+        let target = Target::parse(&cfg.redis_url)
+            .map_err(|e| ConfigError::redis_url(&cfg.redis_url, &e))?;
         let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
         let conn = Connector::new(target, cfg.op_timeout());
         let shared = Arc::new(Shared {

@@ -21,11 +21,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::claim::ClaimError;
 use crate::client::{ClaimRequest, PoolClient, PoolError};
+use crate::config::redact_url;
 use crate::metrics::{family, PoolMetrics};
 use guard::{token_matches, RateLimit};
 
 /// How the allocator serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AllocatorConfig {
     /// The pool's Redis (`redis://…` or `redis+sentinel://…`).
     pub redis_url: String,
@@ -46,6 +47,17 @@ impl AllocatorConfig {
             rate_per_s: 50.0,
             burst: 100.0,
         }
+    }
+}
+
+impl std::fmt::Debug for AllocatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AllocatorConfig")
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("rate_per_s", &self.rate_per_s)
+            .field("burst", &self.burst)
+            .finish()
     }
 }
 
@@ -84,7 +96,7 @@ pub async fn allocator(
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
-        redis = %redact(&cfg.redis_url),
+        redis = %redact_url(&cfg.redis_url),
         auth = cfg.token.is_some(),
         rate_limit_per_s = cfg.rate_per_s,
         "pool allocator listening"
@@ -254,12 +266,4 @@ fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response {
         None => json!({ "error": code }),
     };
     (status, Json(body)).into_response()
-}
-
-/// The URL without a password, for log lines.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***@{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Build it with [`PoolConfig::new`] (which fills in the default TTLs),
 /// adjust fields, then call [`PoolConfig::validate`] once before binding any
 /// port, so a bad value exits with one clear line instead of a runtime error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PoolConfig {
     /// `redis://HOST:PORT[/DB]`, `unix:///path`, or
     /// `redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER` of the pool's Redis.
@@ -36,7 +36,7 @@ pub enum ConfigError {
     /// The Redis URL does not parse or names an unsupported scheme.
     #[error("--pool: invalid Redis URL {url:?}: {reason}")]
     RedisUrl {
-        /// The URL as given.
+        /// The URL as given, its password replaced by [`redact_url`].
         url: String,
         /// Why the Redis client refused it.
         reason: String,
@@ -59,6 +59,75 @@ pub enum ConfigError {
     /// A label key or value is empty, too long or has other characters.
     #[error("--pod-label: {0}")]
     Label(String),
+}
+
+impl ConfigError {
+    /// The URL refused for `reason`; only its redacted form is kept.
+    pub(crate) fn redis_url(url: &str, reason: &redis::RedisError) -> Self {
+        Self::RedisUrl {
+            url: redact_url(url),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// `url` with its password replaced by `***`: the one form of a Redis URL
+/// that goes into an error message or a log line.
+///
+/// - `scheme://USER:PASSWORD@HOST…` becomes `scheme://USER:***@HOST…`, and
+///   `scheme://:PASSWORD@…` becomes `scheme://:***@…`. The credentials run
+///   to the *last* `@`, as the Sentinel parser reads them, so a password
+///   with a raw `@` in it is hidden whole; percent-encoding is irrelevant.
+/// - A lone `scheme://SECRET@HOST…` becomes `scheme://***@HOST…`: the
+///   Sentinel form reads it as the password.
+/// - `pass=` / `password=` query values (`unix:///path?pass=…`) become `***`.
+///
+/// Hosts, ports, paths and Sentinel lists stay, so the message still says
+/// which Redis it is about.
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(start);
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            let (auth, host) = (&rest[..at], &rest[at + 1..]);
+            match auth.split_once(':') {
+                // A '/' or '?' before the ':' means the '@' is not in the
+                // authority; hide it all rather than guess.
+                Some((user, _)) if !user.contains(['/', '?', '#']) => format!("{user}:***@{host}"),
+                _ => format!("***@{host}"),
+            }
+        }
+        None => rest.to_owned(),
+    };
+    let Some((before, query)) = rest.split_once('?') else {
+        return format!("{head}{rest}");
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _))
+                if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+            {
+                format!("{k}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{head}{before}?{}", query.join("&"))
+}
+
+impl std::fmt::Debug for PoolConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolConfig")
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("pod_id", &self.pod_id)
+            .field("advertise_url", &self.advertise_url)
+            .field("ttl", &self.ttl)
+            .field("claim_ttl", &self.claim_ttl)
+            .field("seats_total", &self.seats_total)
+            .field("labels", &self.labels)
+            .finish()
+    }
 }
 
 /// Most labels on one pod (or terms in one selector).
@@ -130,10 +199,8 @@ impl PoolConfig {
 
     /// Checks every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        crate::conn::Target::parse(&self.redis_url).map_err(|e| ConfigError::RedisUrl {
-            url: self.redis_url.clone(),
-            reason: e.to_string(),
-        })?;
+        crate::conn::Target::parse(&self.redis_url)
+            .map_err(|e| ConfigError::redis_url(&self.redis_url, &e))?;
         if !valid_pod_id(&self.pod_id) {
             return Err(ConfigError::PodId(self.pod_id.clone()));
         }
@@ -248,6 +315,59 @@ mod tests {
         let mut c = good();
         c.labels.insert("gpu".into(), "a b".into());
         assert!(matches!(c.validate(), Err(ConfigError::Label(_))));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        for (url, shown) in [
+            ("redis://:hunter2@127.0.0.1:1/", "redis://:***@127.0.0.1:1/"),
+            ("redis://user:hunter2@h:6379/0", "redis://user:***@h:6379/0"),
+            (
+                "rediss://u:hunter2@h:6380/#insecure",
+                "rediss://u:***@h:6380/#insecure",
+            ),
+            ("redis://u:hun%40ter%3A2@h:1", "redis://u:***@h:1"),
+            ("redis://u:hun@ter2@h:1/", "redis://u:***@h:1/"),
+            ("redis://hunter2@h:1", "redis://***@h:1"),
+            (
+                "redis+sentinel://:hunter2@10.0.0.1:26379,[::1]:26380/mymaster",
+                "redis+sentinel://:***@10.0.0.1:26379,[::1]:26380/mymaster",
+            ),
+            (
+                "redis+sentinel://u:p@hunter2@s1:1,s2:2/m",
+                "redis+sentinel://u:***@s1:1,s2:2/m",
+            ),
+            (
+                "unix:///run/redis.sock?db=1&user=u&pass=hunter2",
+                "unix:///run/redis.sock?db=1&user=u&pass=***",
+            ),
+            (":hunter2@127.0.0.1:6379", ":***@127.0.0.1:6379"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        // Nothing to hide: unchanged.
+        for url in [
+            "redis://127.0.0.1:6379/",
+            "redis+sentinel://s1:26379,s2:26379/m",
+            "unix:///run/redis.sock?db=1",
+            "not a url",
+        ] {
+            assert_eq!(redact_url(url), url);
+        }
+    }
+
+    #[test]
+    fn config_errors_and_debug_hide_the_password() {
+        let mut c = good();
+        c.redis_url = "redis://u:hunter2@127.0.0.1:notaport/".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("u:***@127.0.0.1:notaport"), "{err}");
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("hunter2") && debug.contains("127.0.0.1"),
+            "{debug}"
+        );
     }
 
     #[test]

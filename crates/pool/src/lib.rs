@@ -41,7 +41,7 @@ pub use agent::{Lease, PodAgent, PodStatus, Refusal, TokenProblem};
 pub use allocator::{allocator, AllocatorConfig};
 pub use claim::{Claim, ClaimError};
 pub use client::{claim, claim_with, ls, ClaimRequest, PoolClient, PoolError};
-pub use config::{parse_labels, MAX_LABELS};
+pub use config::{parse_labels, redact_url, MAX_LABELS};
 pub use config::{ConfigError, PoolConfig};
 pub use ls::PodInfo;
 pub use metrics::{ClaimMetrics, PoolMetrics};

@@ -49,7 +49,8 @@ pub(crate) enum PoolCommand {
     Claim {
         /// The pool's Redis: redis://HOST:PORT or
         /// redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER.
-        #[arg(long, env = "SEATKEEPER_POOL")]
+        // Its value may carry a password: `--help` must not print it.
+        #[arg(long, env = "SEATKEEPER_POOL", hide_env_values = true)]
         redis: String,
         /// Claim only on pods with these labels: KEY=VALUE[,KEY=VALUE...].
         #[arg(long)]
@@ -62,7 +63,8 @@ pub(crate) enum PoolCommand {
     /// Print the pods as a JSON array.
     Ls {
         /// The pool's Redis (redis:// or redis+sentinel://).
-        #[arg(long, env = "SEATKEEPER_POOL")]
+        // Its value may carry a password: `--help` must not print it.
+        #[arg(long, env = "SEATKEEPER_POOL", hide_env_values = true)]
         redis: String,
     },
     /// Serve `POST /claim` over HTTP for routers.
@@ -73,13 +75,14 @@ pub(crate) enum PoolCommand {
 #[derive(Debug, Args)]
 pub(crate) struct AllocatorArgs {
     /// The pool's Redis (redis:// or redis+sentinel://).
-    #[arg(long, env = "SEATKEEPER_POOL")]
+    // Its value may carry a password: `--help` must not print it.
+    #[arg(long, env = "SEATKEEPER_POOL", hide_env_values = true)]
     pub redis: String,
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:1319")]
     pub listen: SocketAddr,
     /// Require `Authorization: Bearer TOKEN` on POST /claim.
-    #[arg(long, env = "SEATKEEPER_ALLOCATOR_TOKEN")]
+    #[arg(long, env = "SEATKEEPER_ALLOCATOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Claims per second per client IP (0: no limit).
     #[arg(long, default_value_t = 50.0)]
@@ -193,7 +196,8 @@ pub(crate) struct ServeArgs {
     pub tls_key: Option<std::path::PathBuf>,
     /// Join the Redis seat pool at this URL (redis://HOST:PORT, or
     /// redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER) [default: none].
-    #[arg(long, env = "SEATKEEPER_POOL")]
+    // Its value may carry a password: `--help` must not print it.
+    #[arg(long, env = "SEATKEEPER_POOL", hide_env_values = true)]
     pub pool: Option<String>,
     /// A label published with the pod (repeatable), e.g. gpu=5090 [default: none].
     #[arg(

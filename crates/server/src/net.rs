@@ -47,7 +47,8 @@ pub struct TrackedStream {
     stream: Option<TcpStream>,
     socket: Arc<SocketHandle>,
     app: Arc<App>,
-    _permit: OwnedSemaphorePermit,
+    /// The connection's place under `--max-connections`; `None` once dropped.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl TrackedStream {
@@ -63,6 +64,9 @@ impl Drop for TrackedStream {
     fn drop(&mut self) {
         let _retired = self.socket.retire();
         drop(self.stream.take());
+        // The place is free before the gauge says so: whoever reads
+        // `connections_open` at 0 can open that many without a refusal.
+        drop(self.permit.take());
         self.app.metrics.connections_open.fetch_sub(1, Relaxed);
     }
 }
@@ -177,7 +181,7 @@ pub(crate) async fn accept_loop(
             stream: Some(stream),
             socket: Arc::clone(&socket),
             app: Arc::clone(&app),
-            _permit: permit,
+            permit: Some(permit),
         };
         let info = ConnInfo { peer, socket };
         let svc = service(

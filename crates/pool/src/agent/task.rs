@@ -327,6 +327,7 @@ impl Task {
         self.conn.forget();
         if self.shared.redis_ok.load(Ordering::Relaxed) || fresh_start(&self.shared.metrics) {
             tracing::warn!(
+                redis = %crate::config::redact_url(&self.shared.cfg.redis_url),
                 error = %error,
                 "seat pool unreachable: refusing new sessions, keeping current ones, retrying"
             );

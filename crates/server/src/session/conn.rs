@@ -574,6 +574,12 @@ async fn write_loop<S: Io>(
                 break;
             }
             Err(e) => {
+                // A peer that sent its close and went makes a write fail
+                // before the reader may have read that close: the reader,
+                // which reads it (or the same failure) next, has the first
+                // word, within the close grace.
+                let grace = session.app.config.close_grace;
+                let _ = tokio::time::timeout(grace, &mut cancelled).await;
                 conn.finish(ConnEnd::Lost(format!("write failed: {e}")));
                 return false;
             }

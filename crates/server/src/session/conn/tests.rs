@@ -417,3 +417,66 @@ async fn a_pong_written_while_the_writer_waits_does_not_strand_it() {
         }
     }
 }
+
+/// The peer sends its close and goes while the writer is stuck writing a
+/// ping, before the reader has got to the close (it waits on a full session
+/// queue behind the peer's earlier messages): the ping's write fails first,
+/// yet the connection ends as the peer's close, not as a lost transport.
+#[tokio::test]
+async fn a_ping_failing_after_the_peers_close_ends_as_peer_closed() {
+    let app = app(Config {
+        max_msg_rate: 10_000,
+        close_grace: Duration::from_secs(60),
+        ..Config::default()
+    });
+    let (session, mut events) = Session::new(&app, None);
+    let (conn, mut client, _fd) = connect(&app, &session, 4096).await;
+    assert!(text(&mut client).await.contains("ready"));
+    // One slice that fills the 4 KiB pipe to the client exactly (a 4-byte
+    // frame header, the 20-byte slice header, the payload)...
+    let start = conn.socket.bytes_written();
+    push(&session, slice(FLAG_KEYFRAME, 1, &[7; 4096 - 24]));
+    let filled = until(|| conn.socket.bytes_written() == start + 4096).await;
+    assert!(filled, "the slice did not fill the pipe");
+    // ...so the ping's write waits.
+    session
+        .outbox()
+        .set_ping(Bytes::copy_from_slice(&conn.ping_payload()));
+    session.wake.notify();
+    // More messages than the session queue holds, then the close: the
+    // reader waits with the close frame unread.
+    for _ in 0..80 {
+        client
+            .feed(Message::text(r#"{"type":"params","x":1}"#))
+            .await
+            .unwrap();
+    }
+    let frame = CloseFrame {
+        code: CloseCode::from(3000),
+        reason: "done".into(),
+    };
+    client.send(Message::Close(Some(frame))).await.unwrap();
+    assert!(
+        until(|| session.events().capacity() == 0).await,
+        "queue not full"
+    );
+    assert!(conn.pings().oldest().is_none(), "the ping got out");
+    // The peer goes: the ping's write fails at once.
+    drop(client);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let end = ended(&mut events).await;
+    assert!(matches!(end, ConnEnd::PeerClosed(Some(3000))), "{end:?}");
+}
+
+/// Whether `check` holds within 10 s (polled every 5 ms).
+async fn until(check: impl Fn() -> bool) -> bool {
+    for _ in 0..2000 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}

@@ -14,7 +14,10 @@
 //! Both kinds of frame reach the socket through one [`WriteThrough`] queue,
 //! which only ever takes whole frames, in order, so they never interleave.
 //! Once the reader has seen the peer's close frame (tungstenite will echo
-//! it), the writer sends nothing more: no data frame may follow a close.
+//! it), the writer sends nothing more: no frame may follow a close. A write
+//! of any kind (data, ping, the echo) that fails after the close was seen
+//! is [`SendError::Closing`] too: a peer that closed and went makes the
+//! write fail, and the ending is its close, not a lost transport.
 
 use std::{
     fmt,
@@ -76,6 +79,17 @@ struct Inner<S> {
     ws: WsOver<S>,
     /// The peer's close frame (or the end of the stream) was read.
     peer_closed: bool,
+}
+
+impl<S> Inner<S> {
+    /// What a failed write means: every write path goes through here.
+    fn write_failed(&self, e: tungstenite::Error) -> SendError {
+        if self.peer_closed {
+            SendError::Closing
+        } else {
+            SendError::Ws(e)
+        }
+    }
 }
 
 /// See the module docs. Clones share the one stream.
@@ -171,7 +185,8 @@ impl<S: Io> Wire<S> {
             // queue before another frame joins it.
             let io = inner.ws.get_ref();
             if io.queued() >= BATCH_BYTES || io.queued_frames() >= BATCH_FRAMES {
-                ready!(Pin::new(&mut inner.ws).poll_flush(cx)).map_err(SendError::Ws)?;
+                let flushed = ready!(Pin::new(&mut inner.ws).poll_flush(cx));
+                flushed.map_err(|e| inner.write_failed(e))?;
             }
             inner
                 .ws
@@ -195,9 +210,12 @@ impl<S: Io> Wire<S> {
     /// tungstenite passes that wake-up on only to wakers registered so; a
     /// writer waiting on the socket directly could then sleep forever.
     pub async fn flush(&self) -> Result<(), SendError> {
-        poll_fn(|cx| Pin::new(&mut self.lock().ws).poll_flush(cx))
-            .await
-            .map_err(SendError::Ws)
+        poll_fn(|cx| {
+            let mut inner = self.lock();
+            let flushed = ready!(Pin::new(&mut inner.ws).poll_flush(cx));
+            Poll::Ready(flushed.map_err(|e| inner.write_failed(e)))
+        })
+        .await
     }
 
     /// A ping, written out before this returns.
@@ -208,19 +226,14 @@ impl<S: Io> Wire<S> {
             if inner.peer_closed {
                 return Poll::Ready(Err(SendError::Closing));
             }
-            let ws = Pin::new(&mut inner.ws);
-            ready!(ws.poll_ready(cx)).map_err(SendError::Ws)?;
+            let ready = ready!(Pin::new(&mut inner.ws).poll_ready(cx));
+            ready.map_err(|e| inner.write_failed(e))?;
             let msg = msg.take().expect("sent once");
-            Poll::Ready(
-                Pin::new(&mut inner.ws)
-                    .start_send(msg)
-                    .map_err(SendError::Ws),
-            )
+            let sent = Pin::new(&mut inner.ws).start_send(msg);
+            Poll::Ready(sent.map_err(|e| inner.write_failed(e)))
         })
         .await?;
-        poll_fn(|cx| Pin::new(&mut self.lock().ws).poll_flush(cx))
-            .await
-            .map_err(SendError::Ws)
+        self.flush().await
     }
 }
 
