@@ -6,6 +6,12 @@
 //! exactly the compact messages `seatkeeper load` (serde_json) sends,
 //! e.g. `{"seq":42,"type":"ack"}`, and ignores anything it does not
 //! recognise.
+//!
+//! - [`server`]: floor-peer's server.
+//! - [`client`]: `floor-peer --client`, the matching lean client.
+
+pub mod client;
+pub mod server;
 
 /// WebSocket opcodes used here.
 pub mod opcode {
@@ -15,6 +21,10 @@ pub mod opcode {
     pub const BINARY: u8 = 0x2;
     /// Close frame.
     pub const CLOSE: u8 = 0x8;
+    /// Ping frame.
+    pub const PING: u8 = 0x9;
+    /// Pong frame.
+    pub const PONG: u8 = 0xA;
 }
 
 /// Longest WebSocket frame header (2 + 8-byte length + 4-byte mask).

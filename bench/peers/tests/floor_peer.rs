@@ -115,3 +115,24 @@ async fn a_full_house_says_busy() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn the_lean_client_reads_and_acks_past_the_window() {
+    // A window of 2 slices: 2 s at 10/s only streams if the acks work.
+    let floor = start(8, &["--window-slices", "2"]).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_floor-peer"))
+        .args(["--client", "3", "--listen", &floor.1.to_string()])
+        .args(["--duration-s", "2"])
+        .output()
+        .await
+        .expect("the client runs");
+    assert!(out.status.success(), "{out:?}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!(
+        (r["ready"].as_u64(), r["errors"].as_u64()),
+        (Some(3), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["seq_gaps"], 0, "{r}");
+    assert!(r["slices"].as_u64().unwrap_or(0) >= 3 * 5, "{r}");
+}
