@@ -11,6 +11,7 @@
 //! - [`client`]: `floor-peer --client`, the matching lean client.
 
 pub mod client;
+mod conn;
 pub mod server;
 
 /// WebSocket opcodes used here.

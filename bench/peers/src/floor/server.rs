@@ -2,19 +2,19 @@
 //! not, and why each choice is the cheap one).
 
 use std::{
-    io::{self, IoSlice, Read, Write},
+    io::{self, IoSlice, Read},
     net::SocketAddr,
     time::{Duration, Instant},
 };
 
-use mio::{
-    net::{TcpListener, TcpStream},
-    Events, Interest, Poll, Token,
-};
+use mio::{net::TcpListener, Events, Interest, Poll, Token};
 use seatkeeper_protocol::{slice::SliceHeader, SLICE_HEADER_LEN};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use super::{opcode, MAX_HEADER};
+use super::{
+    conn::{Conn, Phase, MAX_CARRY},
+    opcode, MAX_HEADER,
+};
 
 /// What to serve.
 #[derive(Debug, Clone)]
@@ -32,35 +32,6 @@ pub struct ServerArgs {
 }
 
 const LISTENER: Token = Token(usize::MAX);
-/// Longest request head or partial frame a client may leave unread.
-const MAX_CARRY: usize = 16 << 10;
-
-enum Phase {
-    /// Reading the HTTP request.
-    Http,
-    /// Upgraded, waiting for `hello`.
-    Hello,
-    /// Streaming: in the wheel.
-    Streaming,
-}
-
-struct Conn {
-    stream: TcpStream,
-    /// Tells a reused slot from the connection that left it (wheel entries
-    /// carry it, so a stale entry is dropped, not served).
-    gen: u32,
-    phase: Phase,
-    /// Bytes read that are not a whole request or frame yet (empty in the
-    /// steady state; allocated only if a client splits a message).
-    carry: Vec<u8>,
-    /// Bytes the socket did not take yet (empty in the steady state).
-    unsent: Vec<u8>,
-    /// The wheel tick the session started on; its slices are due every
-    /// `slots` ticks after it.
-    start_tick: u64,
-    sent: u64,
-    acked: u64,
-}
 
 struct Server {
     poll: Poll,
@@ -93,7 +64,7 @@ pub fn run(args: ServerArgs) -> io::Result<()> {
     // ~1 ms ticks: epoll's timeout has millisecond resolution anyway.
     let slots = (period_us / 1000).max(1);
     let poll = Poll::new()?;
-    let mut listener = TcpListener::bind(args.listen)?;
+    let mut listener = listen(args.listen)?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut s = Server {
@@ -138,6 +109,22 @@ pub fn run(args: ServerArgs) -> io::Result<()> {
         }
         s.serve_due();
     }
+}
+
+/// A non-blocking listener with tokio's backlog (1024), as seatkeeper and
+/// tt-peer have: std's and mio's 128 overflows while thousands of clients
+/// connect at once, and each dropped SYN costs its client a 1 s retry.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(s.into()))
 }
 
 impl Server {
@@ -407,17 +394,9 @@ impl Server {
     }
 
     fn flush(&mut self, i: usize) {
-        let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) else {
-            return;
-        };
-        while !c.unsent.is_empty() {
-            match c.stream.write(&c.unsent) {
-                Ok(n) => {
-                    c.unsent.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.close(i),
+        if let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) {
+            if c.flush().is_err() {
+                self.close(i);
             }
         }
     }
@@ -488,38 +467,5 @@ impl Server {
         if c.send(&parts).is_err() {
             self.close(i);
         }
-    }
-}
-
-impl Conn {
-    /// Writes `parts` now if nothing waits, else queues them; whatever the
-    /// socket does not take waits in `unsent` for the writable edge.
-    fn send(&mut self, parts: &[IoSlice<'_>]) -> io::Result<()> {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let mut done = 0;
-        if self.unsent.is_empty() {
-            done = loop {
-                match self.stream.write_vectored(parts) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            };
-        }
-        if done < total {
-            // Rare (a full socket buffer): copy what is left, in order.
-            let mut skip = done;
-            for p in parts {
-                let p: &[u8] = p;
-                if skip >= p.len() {
-                    skip -= p.len();
-                } else {
-                    self.unsent.extend_from_slice(&p[skip..]);
-                    skip = 0;
-                }
-            }
-        }
-        Ok(())
     }
 }
