@@ -7,6 +7,7 @@
 #
 #   bench/floor.sh [N ...]          (default: 2000 10000 19000)
 #   FLOOR_SECS=15 FLOOR_SERVERS="floor-peer seatkeeper" FLOOR_CLIENTS="floor load" bench/floor.sh 10000
+#   FLOOR_ACK_EVERY=4 FLOOR_CLIENTS=floor bench/floor.sh 19000   (lean client acks every 4th slice)
 #
 # Appends one JSON object per (server, client, N) to FLOOR_OUT
 # (default bench/results/floor.json). Loopback only; every run is bounded.
@@ -40,7 +41,8 @@ for n in "${sizes[@]}"; do
       srv=$!
       for _ in $(seq 50); do curl -sf "http://$addr/sessions" >/dev/null && break; sleep 0.1; done
       if [ "$client" = floor ]; then
-        taskset -c 1 $rel/floor-peer --client "$n" --listen "$addr" --duration-s "$secs" >"$scratch/load.json" &
+        taskset -c 1 $rel/floor-peer --client "$n" --listen "$addr" --duration-s "$secs" \
+          --ack-every "${FLOOR_ACK_EVERY:-1}" >"$scratch/load.json" &
       else
         taskset -c 1 $rel/seatkeeper load --url "ws://$addr/ws" --sessions "$n" --duration-s "$secs" \
           --connect-concurrency 500 --bye false >"$scratch/load.json" 2>/dev/null &
@@ -64,7 +66,8 @@ rate = max(r["slices_per_s"], 1)
 us = lambda t: round(t / hz / window / rate * 1e6, 2)  # µs per delivered slice
 lat = r["latency"]
 print(json.dumps({
-    "server": server, "client": client, "sessions": n, "ready": r["ready"],
+    "server": server, "client": client, "ack_every": r.get("ack_every", 1),
+    "sessions": n, "ready": r["ready"],
     "delivered": round(r["slices_per_s"] * r["elapsed_s"] / (n * 10 * secs), 3),
     "slices_per_s": round(r["slices_per_s"]),
     "p50_late_ms": lat["p50_us"] / 1000 if lat["p50_us"] is not None else None,

@@ -70,6 +70,10 @@ struct Args {
     /// Client: handshakes in progress at once.
     #[arg(long, default_value_t = 500)]
     connect_concurrency: usize,
+    /// Client: ack once this many slices are unacked (1 = every read that
+    /// brought one, as `seatkeeper load` does; must stay below the window).
+    #[arg(long, default_value_t = 1)]
+    ack_every: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             duration: Duration::try_from_secs_f64(a.duration_s)?,
             settle: Duration::try_from_secs_f64(a.settle_s)?,
             connect_concurrency: a.connect_concurrency,
+            ack_every: a.ack_every,
         })?;
         println!("{report}");
         return Ok(());

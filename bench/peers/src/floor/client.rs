@@ -37,6 +37,9 @@ pub struct ClientArgs {
     pub settle: Duration,
     /// Handshakes in progress at once.
     pub connect_concurrency: usize,
+    /// Ack once this many slices are unacked (1: every read that brought
+    /// a slice, like `seatkeeper load`; the window is 16).
+    pub ack_every: u64,
 }
 
 #[derive(PartialEq)]
@@ -127,7 +130,7 @@ pub fn run(args: &ClientArgs) -> io::Result<Value> {
             };
             let alive = alive
                 && (!(ev.is_readable() || ev.is_read_closed())
-                    || read(c, &mut scratch, now, settle, &mut t));
+                    || read(c, &mut scratch, now, settle, &mut t, args.ack_every.max(1)));
             let done_handshaking = was_handshaking && (!alive || c.phase == Phase::Streaming);
             if done_handshaking {
                 handshaking -= 1;
@@ -159,8 +162,16 @@ fn upgrade(c: &mut Conn, addr: SocketAddr) -> bool {
 }
 
 /// Reads until a read comes back short (the socket is drained; later data
-/// raises a new edge), handling everything whole; one ack if slices came.
-fn read(c: &mut Conn, scratch: &mut [u8], now: Instant, settle: Instant, t: &mut Tally) -> bool {
+/// raises a new edge), handling everything whole; then one cumulative ack
+/// if `ack_every` slices wait for one.
+fn read(
+    c: &mut Conn,
+    scratch: &mut [u8],
+    now: Instant,
+    settle: Instant,
+    t: &mut Tally,
+    ack_every: u64,
+) -> bool {
     loop {
         let n = match c.stream.read(scratch) {
             Ok(0) => return false,
@@ -188,7 +199,7 @@ fn read(c: &mut Conn, scratch: &mut [u8], now: Instant, settle: Instant, t: &mut
             break;
         }
     }
-    if c.last_seq > c.acked {
+    if c.last_seq >= c.acked + ack_every {
         c.acked = c.last_seq;
         return ack(c);
     }
@@ -303,7 +314,7 @@ fn report(args: &ClientArgs, t: &Tally, elapsed: Duration) -> Value {
     };
     let secs = elapsed.as_secs_f64().max(1e-9);
     json!({
-        "client": "floor-peer --client",
+        "client": "floor-peer --client", "ack_every": args.ack_every,
         "sessions": args.sessions, "ready": t.ready, "errors": t.errors,
         "refused": t.refused, "elapsed_s": secs, "slices": t.slices,
         "slices_per_s": t.slices as f64 / secs, "seq_gaps": t.gaps, "dropped": 0,
