@@ -76,7 +76,7 @@ print(json.dumps({
     "server_us_per_slice": {"user": us(d[0]), "sys": us(d[1]), "total": us(d[0] + d[1])},
     "client_cores": round((d[2] + d[3]) / hz / window, 3),
     "client_us_per_slice": {"user": us(d[2]), "sys": us(d[3]), "total": us(d[2] + d[3])},
-    "seq_gaps": r["seq_gaps"], "ended_early": r["ended_early"],
+    "errors": r["errors"], "seq_gaps": r["seq_gaps"], "ended_early": r["ended_early"],
     # The machine is shared: its load averages (1, 5, 15 min) at the end.
     "loadavg": open("/proc/loadavg").read().split()[:3],
 }))
