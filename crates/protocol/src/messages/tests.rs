@@ -117,6 +117,33 @@ proptest! {
         let _ = ClientMsg::parse(&s);
     }
 
+    /// The plain-ack shortcut reads what the clients write exactly as the
+    /// JSON parser does.
+    #[test]
+    fn the_plain_ack_reads_as_the_json_parser_does(seq: u64, ms in proptest::option::of(0u64..1_000_000_000_000_000)) {
+        let text = match ms {
+            Some(ms) => format!(r#"{{"type":"ack","seq":{seq},"buffer_ms":{ms}}}"#),
+            None => format!(r#"{{"type":"ack","seq":{seq}}}"#),
+        };
+        let plain = plain_ack(&text);
+        prop_assert!(plain.is_some(), "{} took the slow path", text);
+        prop_assert_eq!(plain, ClientMsg::parse_json(&text).ok());
+    }
+
+    /// Whatever the text, the shortcut either declines or agrees with the
+    /// JSON parser: it can never accept what the parser refuses.
+    #[test]
+    fn the_plain_ack_never_disagrees(
+        seq in "(0|[1-9][0-9]{0,20}|0[0-9]{1,3}|-?[0-9.eE+]{1,6}|)",
+        ms in "(|,\"buffer_ms\":(0|[1-9][0-9]{0,17}|0[0-9]|[0-9.eE+-]{1,5}|null)|, \"x\":1)",
+        tail in "(\\}|\\} | \\}|\\}\\}|)",
+    ) {
+        let text = format!(r#"{{"type":"ack","seq":{seq}{ms}{tail}"#);
+        if let Some(plain) = plain_ack(&text) {
+            prop_assert_eq!(Ok(plain), ClientMsg::parse_json(&text), "{}", text);
+        }
+    }
+
     #[test]
     fn any_ack_round_trips(seq: u64) {
         let text = format!(r#"{{"type":"ack","seq":{seq}}}"#);
