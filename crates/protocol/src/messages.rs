@@ -23,40 +23,110 @@ pub enum ClientMsg {
     Bye,
 }
 
-/// The ack exactly as the clients write it, compact with the keys in this
-/// order — `{"type":"ack","seq":N}`, or with `,"buffer_ms":M` for a whole
-/// number of milliseconds — read without building a JSON value: one comes
-/// per slice, and the value (a map, its keys and strings) was most of the
-/// allocations per slice. Anything else (spaces, another key order, a
-/// fraction, a leading zero, numbers too long to be exact) is `None` and
-/// goes through the full parser, which reads the same text to the same
-/// message.
+/// An ack read without building a JSON value: one comes per slice, and the
+/// value (a map, its keys and strings) was most of the allocations per
+/// slice. It reads a flat object of `"type":"ack"`, `"seq"` and an optional
+/// `"buffer_ms"` of whole milliseconds, in any order, with any JSON
+/// whitespace — what the clients write (`JSON.stringify`, Python's `json`,
+/// serde's sorted keys). Anything else (another key, an escape, a
+/// fraction, a leading zero, a repeated key, numbers too long to be exact)
+/// is `None` and goes through the full parser, which reads the same text to
+/// the same message.
 fn plain_ack(text: &str) -> Option<ClientMsg> {
-    let rest = text
-        .strip_prefix(r#"{"type":"ack","seq":"#)?
-        .strip_suffix('}')?;
-    let (seq, buffer) = match rest.split_once(r#","buffer_ms":"#) {
-        Some((seq, ms)) => (seq, Some(ms)),
-        None => (rest, None),
+    let mut s = Scan {
+        b: text.as_bytes(),
+        at: 0,
     };
-    // u64::MAX has 20 digits; 15 digits of milliseconds are exact in an f64.
-    let seq = json_uint(seq, 20)?;
-    let buffer_ms = match buffer {
-        Some(ms) => Some(json_uint(ms, 15)? as f64),
-        None => None,
-    };
-    Some(ClientMsg::Ack { seq, buffer_ms })
+    s.ws();
+    s.eat(b'{')?;
+    let (mut ack, mut seq, mut buffer_ms) = (false, None, None);
+    loop {
+        s.ws();
+        let key = s.key()?;
+        s.ws();
+        match key {
+            b"type" if !ack => {
+                s.lit(br#""ack""#)?;
+                ack = true;
+            }
+            // u64::MAX has 20 digits.
+            b"seq" if seq.is_none() => seq = Some(s.uint(20)?),
+            // 15 digits of milliseconds are exact in an f64.
+            b"buffer_ms" if buffer_ms.is_none() => buffer_ms = Some(s.uint(15)? as f64),
+            _ => return None,
+        }
+        s.ws();
+        match s.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    s.ws();
+    (ack && s.at == s.b.len()).then_some(ClientMsg::Ack {
+        seq: seq?,
+        buffer_ms,
+    })
 }
 
-/// A JSON non-negative integer of at most `max_digits` digits that fits a
-/// `u64`.
-fn json_uint(digits: &str, max_digits: usize) -> Option<u64> {
-    let b = digits.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= max_digits
-        && b.iter().all(u8::is_ascii_digit)
-        && (b[0] != b'0' || b.len() == 1);
-    ok.then(|| digits.parse().ok()).flatten()
+/// A cursor over the bytes of [`plain_ack`]'s text.
+struct Scan<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn next(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.at)?;
+        self.at += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    fn lit(&mut self, lit: &[u8]) -> Option<()> {
+        let end = self.at + lit.len();
+        (self.b.get(self.at..end)? == lit).then(|| self.at = end)
+    }
+
+    /// JSON whitespace.
+    fn ws(&mut self) {
+        while matches!(self.b.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A key without escapes, and the colon after it.
+    fn key(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.at;
+        while !matches!(self.next()?, b'"' | b'\\') {}
+        let b = self.b;
+        // An escape ends the shortcut: the full parser reads it.
+        (b[self.at - 1] == b'"').then_some(())?;
+        let key = &b[start..self.at - 1];
+        self.ws();
+        self.eat(b':')?;
+        Some(key)
+    }
+
+    /// A JSON non-negative integer of at most `max_digits` digits that fits
+    /// a `u64`, followed by no fraction or exponent.
+    fn uint(&mut self, max_digits: usize) -> Option<u64> {
+        let start = self.at;
+        while self.b.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        let digits = &self.b[start..self.at];
+        let ok = !digits.is_empty()
+            && digits.len() <= max_digits
+            && (digits[0] != b'0' || digits.len() == 1)
+            && !matches!(self.b.get(self.at), Some(b'.' | b'e' | b'E'));
+        ok.then(|| std::str::from_utf8(digits).ok()?.parse().ok())
+            .flatten()
+    }
 }
 
 /// The `hello` message.

@@ -117,16 +117,24 @@ proptest! {
         let _ = ClientMsg::parse(&s);
     }
 
-    /// The plain-ack shortcut reads what the clients write exactly as the
-    /// JSON parser does.
+    /// The plain-ack shortcut reads what the clients write — any key
+    /// order, any JSON whitespace — exactly as the JSON parser does.
     #[test]
-    fn the_plain_ack_reads_as_the_json_parser_does(seq: u64, ms in proptest::option::of(0u64..1_000_000_000_000_000)) {
-        let text = match ms {
-            Some(ms) => format!(r#"{{"type":"ack","seq":{seq},"buffer_ms":{ms}}}"#),
-            None => format!(r#"{{"type":"ack","seq":{seq}}}"#),
+    fn the_plain_ack_reads_as_the_json_parser_does(
+        seq: u64,
+        ms in proptest::option::of(0u64..1_000_000_000_000_000),
+        order in Just(vec![0usize, 1, 2]).prop_shuffle(),
+        ws in proptest::collection::vec("[ \t\n\r]{0,2}", 12),
+    ) {
+        let member = |i: usize| match i {
+            0 => Some(format!(r#""type"{}:{}"ack""#, ws[0], ws[1])),
+            1 => Some(format!(r#""seq"{}:{}{seq}"#, ws[2], ws[3])),
+            _ => ms.map(|ms| format!(r#""buffer_ms"{}:{}{ms}"#, ws[4], ws[5])),
         };
+        let members: Vec<String> = order.iter().filter_map(|&i| member(i)).collect();
+        let text = format!("{}{{{}{}{}}}{}", ws[6], ws[7], members.join(&format!("{},{}", ws[8], ws[9])), ws[10], ws[11]);
         let plain = plain_ack(&text);
-        prop_assert!(plain.is_some(), "{} took the slow path", text);
+        prop_assert!(plain.is_some(), "{:?} took the slow path", text);
         prop_assert_eq!(plain, ClientMsg::parse_json(&text).ok());
     }
 
@@ -134,13 +142,21 @@ proptest! {
     /// JSON parser: it can never accept what the parser refuses.
     #[test]
     fn the_plain_ack_never_disagrees(
-        seq in "(0|[1-9][0-9]{0,20}|0[0-9]{1,3}|-?[0-9.eE+]{1,6}|)",
-        ms in "(|,\"buffer_ms\":(0|[1-9][0-9]{0,17}|0[0-9]|[0-9.eE+-]{1,5}|null)|, \"x\":1)",
-        tail in "(\\}|\\} | \\}|\\}\\}|)",
+        head in "( ?\\{ ?\"type\" ?: ?\"ack\"|\\{\"seq\":1|\\{\"ty\\\\pe\":\"ack\"|\\{\"type\":\"ac\"|\\{)",
+        seq in "(,\"seq\" ?: ?(0|[1-9][0-9]{0,20}|0[0-9]{1,3}|-?[0-9.eE+]{1,6})|,\"seq\":\"1\"|)",
+        ms in "(|,\"buffer_ms\":(0|[1-9][0-9]{0,17}|0[0-9]|[0-9.eE+-]{1,5}|null)|,\"x\":1|,\"type\":\"ack\")",
+        tail in "(\\}|\\} |\\}\\}|\\},|\\} x|)",
     ) {
-        let text = format!(r#"{{"type":"ack","seq":{seq}{ms}{tail}"#);
+        let text = format!("{head}{seq}{ms}{tail}");
         if let Some(plain) = plain_ack(&text) {
             prop_assert_eq!(Ok(plain), ClientMsg::parse_json(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn the_plain_ack_declines_what_it_cannot_read_exactly(s in ".{0,60}") {
+        if let Some(plain) = plain_ack(&s) {
+            prop_assert_eq!(Ok(plain), ClientMsg::parse_json(&s), "{}", s);
         }
     }
 
