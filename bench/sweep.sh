@@ -23,6 +23,13 @@ builds=("after=$after")
 [ -n "${SWEEP_BEFORE:-}" ] && builds=("before=$SWEEP_BEFORE" "${builds[@]}")
 out=${SWEEP_OUT:-bench/results/sweep.json}
 mkdir -p bench/results
+# Each run's server logs and load reports are scratch (kept with SWEEP_KEEP=1):
+# a run only appends to $out.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/sweep.XXXXXX")
+keep_or_remove() {
+  if [ "${SWEEP_KEEP:-0}" = 1 ]; then echo "sweep: scratch files kept in $scratch" >&2; else rm -rf "$scratch"; fi
+}
+trap keep_or_remove EXIT
 port=18900
 pin_srv=(); pin_load=()
 [ "${SWEEP_PIN:-0}" = 1 ] && pin_srv=(taskset -c 0) && pin_load=(taskset -c 1)
@@ -39,11 +46,11 @@ for n in "${sizes[@]}"; do
     name=${b%%=*}; bin=${b#*=}
     port=$((port + 1))
     "${pin_srv[@]}" "$bin" serve --listen "127.0.0.1:$port" --seats $((n + 100)) --max-connections 19500 \
-      --engine synthetic:10:1024 2>"bench/results/sweep-$name-$n.log" &
+      --engine synthetic:10:1024 2>"$scratch/sweep-$name-$n.log" &
     srv=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
     "${pin_load[@]}" "$bin" load --url "ws://127.0.0.1:$port/ws" --sessions "$n" --duration-s "$secs" \
-      --connect-concurrency 500 --bye false >"bench/results/sweep-load-$name-$n.json" 2>/dev/null &
+      --connect-concurrency 500 --bye false >"$scratch/sweep-load-$name-$n.json" 2>/dev/null &
     load=$!
     t0=$SECONDS
     while [ $((SECONDS - t0)) -lt $((secs / 2)) ]; do
@@ -54,7 +61,7 @@ for n in "${sizes[@]}"; do
     sleep "$window"; z=$(snap)
     wait $load || true
     kill $srv; wait $srv 2>/dev/null || true
-    python3 - "$name" "$n" "$a" "$z" "bench/results/sweep-load-$name-$n.json" >>"$out" <<'PY'
+    python3 - "$name" "$n" "$a" "$z" "$scratch/sweep-load-$name-$n.json" >>"$out" <<'PY'
 import json, sys
 name, n, a, z, load = sys.argv[1:]
 a, z = [float(x) for x in a.split()], [float(x) for x in z.split()]
