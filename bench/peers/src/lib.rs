@@ -11,3 +11,21 @@
 pub mod figures;
 pub mod floor;
 pub mod peer;
+
+/// What the benchmark's own servers (`tt-peer`, `floor-peer`) take besides
+/// their address: the same flags, so one command line drives either.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PeerArgs {
+    /// Concurrent sessions.
+    #[arg(long, default_value_t = 1)]
+    pub seats: u64,
+    /// synthetic:RATE_HZ:BYTES (demo = synthetic:10:19200).
+    #[arg(long, default_value = "synthetic:10:19200")]
+    pub engine: String,
+    /// Most slices in flight.
+    #[arg(long, default_value_t = 16)]
+    pub window_slices: u64,
+    /// Most payload bytes in flight.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub window_bytes: u64,
+}

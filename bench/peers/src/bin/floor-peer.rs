@@ -33,9 +33,12 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use seatkeeper_bench::floor::{
-    client::{self, ClientArgs},
-    server::{self, ServerArgs},
+use seatkeeper_bench::{
+    floor::{
+        client::{self, ClientArgs},
+        server::{self, ServerArgs},
+    },
+    PeerArgs,
 };
 
 /// The leanest server (or, with --client, client) for the benchmark's
@@ -45,18 +48,8 @@ struct Args {
     /// Where to listen (or, with --client, where to connect).
     #[arg(long, default_value = "127.0.0.1:1320")]
     listen: SocketAddr,
-    /// Concurrent sessions.
-    #[arg(long, default_value_t = 1)]
-    seats: u64,
-    /// synthetic:RATE_HZ:BYTES (demo = synthetic:10:19200).
-    #[arg(long, default_value = "synthetic:10:19200")]
-    engine: String,
-    /// Most slices in flight.
-    #[arg(long, default_value_t = 16)]
-    window_slices: u64,
-    /// Most payload bytes in flight.
-    #[arg(long, default_value_t = 4 << 20)]
-    window_bytes: u64,
+    #[command(flatten)]
+    peer: PeerArgs,
     /// Be the client instead: open N sessions to --listen, read and ack,
     /// print one JSON report shaped like `seatkeeper load`'s.
     #[arg(long, value_name = "N")]
@@ -95,10 +88,10 @@ fn main() -> anyhow::Result<()> {
     }
     server::run(ServerArgs {
         listen: a.listen,
-        seats: a.seats,
-        engine: a.engine,
-        window_slices: a.window_slices,
-        window_bytes: a.window_bytes,
+        seats: a.peer.seats,
+        engine: a.peer.engine,
+        window_slices: a.peer.window_slices,
+        window_bytes: a.peer.window_bytes,
     })?;
     Ok(())
 }

@@ -18,6 +18,7 @@ use std::{
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
+use seatkeeper_bench::PeerArgs;
 use seatkeeper_protocol::{slice::SliceHeader, SLICE_HEADER_LEN};
 use serde_json::{json, Value};
 use tokio::{
@@ -33,18 +34,8 @@ struct Args {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:1319")]
     listen: SocketAddr,
-    /// Concurrent sessions.
-    #[arg(long, default_value_t = 1)]
-    seats: u64,
-    /// synthetic:RATE_HZ:BYTES (demo = synthetic:10:19200).
-    #[arg(long, default_value = "synthetic:10:19200")]
-    engine: String,
-    /// Most slices in flight.
-    #[arg(long, default_value_t = 16)]
-    window_slices: u64,
-    /// Most payload bytes in flight.
-    #[arg(long, default_value_t = 4 << 20)]
-    window_bytes: u64,
+    #[command(flatten)]
+    peer: PeerArgs,
 }
 
 struct State {
@@ -60,10 +51,10 @@ struct State {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let spec = if args.engine == "demo" {
+    let spec = if args.peer.engine == "demo" {
         "synthetic:10:19200".to_owned()
     } else {
-        args.engine.clone()
+        args.peer.engine.clone()
     };
     let parts: Vec<&str> = spec.split(':').collect();
     anyhow::ensure!(
@@ -126,7 +117,7 @@ fn sessions_json(state: &State) -> Value {
         })
         .unwrap_or_default();
     let held = state.held.load(Ordering::SeqCst);
-    json!({"lockHeld": held > 0, "seats": {"total": state.args.seats, "held": held}, "sessions": ids})
+    json!({"lockHeld": held > 0, "seats": {"total": state.args.peer.seats, "held": held}, "sessions": ids})
 }
 
 async fn session(state: Arc<State>, ws: tokio_tungstenite::WebSocketStream<TcpStream>) {
@@ -143,7 +134,7 @@ async fn session(state: Arc<State>, ws: tokio_tungstenite::WebSocketStream<TcpSt
     let taken = state
         .held
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| {
-            (h < state.args.seats).then_some(h + 1)
+            (h < state.args.peer.seats).then_some(h + 1)
         })
         .is_ok();
     if !taken {
@@ -167,7 +158,7 @@ async fn session(state: Arc<State>, ws: tokio_tungstenite::WebSocketStream<TcpSt
         m.insert(id.clone(), 0);
     }
     let ready = json!({"type": "ready", "session_id": id, "resume_token": "", "resumed": false,
-        "window": {"slices": state.args.window_slices, "bytes": state.args.window_bytes},
+        "window": {"slices": state.args.peer.window_slices, "bytes": state.args.peer.window_bytes},
         "engine": {"name": "synthetic", "rate_hz": state.rate, "bytes": state.bytes}});
     let acked = Arc::new(AtomicU64::new(0));
     let reader = {
@@ -214,8 +205,8 @@ async fn session(state: Arc<State>, ws: tokio_tungstenite::WebSocketStream<TcpSt
                     sizes.pop_front();
                 }
                 let in_bytes: u64 = sizes.iter().map(|(_, b)| *b).sum();
-                if sizes.len() as u64 >= state.args.window_slices
-                    || in_bytes + state.bytes as u64 > state.args.window_bytes
+                if sizes.len() as u64 >= state.args.peer.window_slices
+                    || in_bytes + state.bytes as u64 > state.args.peer.window_bytes
                 {
                     continue; // dropped: the window is full
                 }

@@ -37,19 +37,30 @@ impl Hooks for TestHooks {
     }
 }
 
+/// A sampler sweeping every `interval`, with a stall `grace` and
+/// `pong_timeout`.
+fn sampler(interval: Duration, grace: Duration, pong_timeout: Option<Duration>) -> Sampler {
+    Sampler::start(
+        interval,
+        DetectorConfig {
+            grace,
+            pong_timeout,
+        },
+    )
+    .unwrap()
+}
+
+/// A connected loopback pair from `l`: (server side, client side).
+fn pair(l: &TcpListener) -> (TcpStream, TcpStream) {
+    let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    (l.accept().unwrap().0, client)
+}
+
 #[test]
 fn a_peer_that_stops_reading_is_reaped_and_its_blocked_writer_released() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (server, _) = l.accept().unwrap();
-    let sampler = Sampler::start(
-        Duration::from_millis(50),
-        DetectorConfig {
-            grace: Duration::from_millis(500),
-            pong_timeout: None,
-        },
-    )
-    .unwrap();
+    let (server, client) = pair(&l);
+    let sampler = sampler(Duration::from_millis(50), Duration::from_millis(500), None);
     let (hooks, rx) = TestHooks::new();
     let handle = Arc::new(SocketHandle::new(server.as_raw_fd()));
     let _watch = sampler.watch(Arc::clone(&handle), hooks);
@@ -89,8 +100,7 @@ fn the_pong_clock_starts_when_the_peer_acknowledges_the_ping() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     // Default buffers: a peer that reads nothing takes in far less than
     // the server's send buffer holds, so the last byte stays queued.
-    let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (mut server, _) = l.accept().unwrap();
+    let (mut server, client) = pair(&l);
     server.set_nonblocking(true).unwrap();
     let handle = Arc::new(SocketHandle::new(server.as_raw_fd()));
     // Fill both buffers: the peer reads nothing yet.
@@ -103,14 +113,11 @@ fn the_pong_clock_starts_when_the_peer_acknowledges_the_ping() {
         }
     }
     let timeout = Duration::from_millis(300);
-    let sampler = Sampler::start(
+    let sampler = sampler(
         Duration::from_millis(25),
-        DetectorConfig {
-            grace: Duration::from_secs(3600),
-            pong_timeout: Some(timeout),
-        },
-    )
-    .unwrap();
+        Duration::from_secs(3600),
+        Some(timeout),
+    );
     let (hooks, rx) = TestHooks::new();
     // The "ping" is the last byte written so far.
     let written_at = Instant::now();
@@ -149,21 +156,9 @@ fn the_pong_clock_starts_when_the_peer_acknowledges_the_ping() {
 #[test]
 fn a_closing_socket_is_not_swept_nor_counted() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let pairs: Vec<_> = (0..3)
-        .map(|_| {
-            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            (l.accept().unwrap().0, c)
-        })
-        .collect();
+    let pairs: Vec<_> = (0..3).map(|_| pair(&l)).collect();
     // A long interval: this test sweeps by hand.
-    let sampler = Sampler::start(
-        Duration::from_secs(3600),
-        DetectorConfig {
-            grace: Duration::from_secs(30),
-            pong_timeout: None,
-        },
-    )
-    .unwrap();
+    let sampler = sampler(Duration::from_secs(3600), Duration::from_secs(30), None);
     let handles: Vec<_> = pairs
         .iter()
         .map(|(s, _)| Arc::new(SocketHandle::new(s.as_raw_fd())))
