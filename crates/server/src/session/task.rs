@@ -85,8 +85,8 @@ async fn run(session: Arc<Session>, mut events: mpsc::Receiver<Event>, owned: Ow
     let mut last_progress = session.progress();
     // Made once, not on every pass: a fresh one would register and drop a
     // waiter (the shutdown token's list, the request `Notify`) or take the
-    // runtime's handle (a timer) each time the task wakes, about once a
-    // second per session for its stats alone.
+    // runtime's handle (a timer) each time the task wakes, for every event
+    // and every progress report.
     let shutdown = app.shutdown.cancelled();
     tokio::pin!(shutdown);
     let requested = session.end_requested.notified();
