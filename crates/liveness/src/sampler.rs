@@ -334,7 +334,8 @@ fn sweep(shared: &Shared, batch: &mut Batch) {
     // One clock reading per sweep: a sweep is milliseconds long, far inside
     // any grace window.
     let now = Instant::now();
-    let (mut looks, mut exempted) = (0u64, 0u64);
+    let mut exempted = 0u64;
+    // Looks, by why the socket was in doubt; their sum is the looks.
     let mut by_why = [0u64; Why::ALL.len()];
     for (id, entry) in batch.entries.iter() {
         if entry.socket.is_closing() {
@@ -364,12 +365,10 @@ fn sweep(shared: &Shared, batch: &mut Batch) {
                 continue;
             }
             Turn::Closed(why) => {
-                looks += 1;
                 by_why[why.index()] += 1;
                 continue; // the owner is tearing it down
             }
             Turn::Judged(v, why) => {
-                looks += 1;
                 by_why[why.index()] += 1;
                 v
             }
@@ -390,6 +389,7 @@ fn sweep(shared: &Shared, batch: &mut Batch) {
         }
         reg.version += 1;
     }
+    let looks: u64 = by_why.iter().sum();
     // Sockets their owners are closing are not swept, so not counted.
     let n = looks + exempted;
     let took = started.elapsed().as_nanos() as u64;

@@ -58,22 +58,27 @@ impl Tick for Session {
         }
         let cfg = &self.app.config;
         let mut due = lock(&self.periodic);
-        let mut said = false;
+        let (mut ping, mut stats) = (None, None);
         if now >= due.ping {
-            if let Some(conn) = self.conn() {
-                let payload = Bytes::copy_from_slice(&conn.ping_payload());
-                self.outbox().set_ping(payload);
-                said = true;
-            }
+            ping = self
+                .conn()
+                .map(|conn| Bytes::copy_from_slice(&conn.ping_payload()));
             due.ping = now + cfg.ping_interval;
         }
         if now >= due.stats {
-            let text = ServerMsg::Stats(self.stats()).to_json();
-            self.outbox().set_stats(text);
-            said = true;
+            stats = Some(ServerMsg::Stats(self.stats()).to_json());
             due.stats = now + cfg.stats_interval;
         }
-        if said {
+        if ping.is_some() || stats.is_some() {
+            // One outbox lock for both (the stats were read before it).
+            let mut ob = self.outbox();
+            if let Some(payload) = ping {
+                ob.set_ping(payload);
+            }
+            if let Some(text) = stats {
+                ob.set_stats(text);
+            }
+            drop(ob);
             self.wake.notify();
         }
         Some(due.ping.min(due.stats))
