@@ -298,7 +298,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 }
 
-fn parse_ready(v: &Value) -> Result<Ready, ChaosError> {
+pub(crate) fn parse_ready(v: &Value) -> Result<Ready, ChaosError> {
     let session_id = v["session_id"]
         .as_str()
         .ok_or_else(|| ChaosError::Protocol(format!("ready without session_id: {v}")))?

@@ -14,6 +14,12 @@ pub const BINARY: u8 = 0x2;
 pub const CLOSE: u8 = 0x8;
 /// Ping frame opcode.
 pub const PING: u8 = 0x9;
+/// Pong frame opcode.
+pub const PONG: u8 = 0xA;
+
+/// The `Sec-WebSocket-Accept` a server answers [`upgrade_request`]'s key
+/// with (RFC 6455 §1.3).
+pub const UPGRADE_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 /// Longest upgrade response head [`read_head`] accepts.
 const HEAD_LIMIT: usize = 16 << 10;
@@ -21,8 +27,14 @@ const HEAD_LIMIT: usize = 16 << 10;
 /// One final, masked client frame (clients must mask; the key is fixed,
 /// which the protocol allows and keeps a capture readable).
 pub fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x5a, 0xc3, 0x17, 0x88];
     let mut out = Vec::with_capacity(payload.len() + 14);
+    encode_into(opcode, payload, &mut out);
+    out
+}
+
+/// [`encode`], appended to `out` (a buffer the caller reuses).
+pub fn encode_into(opcode: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let mask = [0x5a, 0xc3, 0x17, 0x88];
     out.push(0x80 | opcode);
     match payload.len() {
         n if n < 126 => out.push(0x80 | n as u8),
@@ -37,7 +49,53 @@ pub fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&mask);
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
+}
+
+/// A whole server frame at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parsed {
+    /// The opcode.
+    pub opcode: u8,
+    /// Where the payload starts and ends (the frame ends there too).
+    pub payload: (usize, usize),
+}
+
+/// The server frame at the start of `buf`: `Ok(None)` until all of it is
+/// there; an error for what a server must not send (a masked frame, RSV
+/// bits, a fragment — seatkeeper never fragments — or a payload over
+/// `max_len`).
+pub fn parse(buf: &[u8], max_len: usize) -> Result<Option<Parsed>, &'static str> {
+    let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else {
+        return Ok(None);
+    };
+    if b1 & 0x80 != 0 {
+        return Err("a masked server frame");
+    }
+    if b0 & 0x70 != 0 {
+        return Err("RSV bits set");
+    }
+    if b0 & 0x80 == 0 || b0 & 0x0f == 0 {
+        return Err("a fragmented message");
+    }
+    let (len, at) = match b1 & 0x7f {
+        126 => match buf.get(2..4) {
+            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            None => return Ok(None),
+        },
+        127 => match buf.get(2..10) {
+            Some(b) => (u64::from_be_bytes(b.try_into().expect("8 bytes")), 10),
+            None => return Ok(None),
+        },
+        n => (u64::from(n), 2),
+    };
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&n| n <= max_len)
+        .ok_or("a frame over the size limit")?;
+    Ok((at + len <= buf.len()).then_some(Parsed {
+        opcode: b0 & 0x0f,
+        payload: (at, at + len),
+    }))
 }
 
 /// The HTTP/1.1 upgrade request for `path` on `host`.
@@ -93,6 +151,37 @@ mod tests {
         let big = encode(TEXT, &[0; 70_000]);
         assert_eq!(big[1], 0x80 | 127);
         assert_eq!(big.len(), 10 + 4 + 70_000);
+    }
+
+    #[test]
+    fn parse_waits_for_the_last_byte_and_refuses_what_servers_must_not_send() {
+        for len in [0usize, 125, 126, 65_535, 65_536] {
+            let mut f = vec![0x82];
+            match len {
+                n if n < 126 => f.push(n as u8),
+                n if n <= 0xffff => {
+                    f.push(126);
+                    f.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                n => {
+                    f.push(127);
+                    f.extend_from_slice(&(n as u64).to_be_bytes());
+                }
+            }
+            let at = f.len();
+            f.resize(at + len, 7);
+            f.push(0x81); // the next frame's first byte
+            let p = parse(&f, 1 << 20).unwrap().expect("whole");
+            assert_eq!((p.opcode, p.payload), (BINARY, (at, at + len)));
+            assert_eq!(parse(&f[..at + len - 1], 1 << 20), Ok(None), "len {len}");
+        }
+        assert_eq!(parse(&[0x82], 10), Ok(None));
+        assert_eq!(parse(&[0x82, 126, 1], 10), Ok(None));
+        assert!(parse(&[0x82, 11], 10).is_err(), "over the limit");
+        assert!(parse(&encode(TEXT, b"x"), 10).is_err(), "masked");
+        assert!(parse(&[0x02, 0], 10).is_err(), "no FIN");
+        assert!(parse(&[0x80, 0], 10).is_err(), "continuation");
+        assert!(parse(&[0xC2, 0], 10).is_err(), "RSV1");
     }
 
     #[tokio::test]

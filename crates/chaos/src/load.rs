@@ -11,42 +11,32 @@
 //!
 //! # Lean on purpose
 //! The figures are meant to measure the server, so the generator is as
-//! cheap as a C epoll client: `seatkeeper load` runs on one thread (a
-//! current-thread tokio runtime — one epoll loop, no work-stealing, no
-//! cross-thread wake-ups; raw mio would save little more and lose the
-//! WebSocket library), sends one cumulative ack per read batch per session
-//! (every message readable without waiting, then one ack; inside a batch
-//! only when a quarter of the window is pending), and arms no timer per
-//! session (the run's end is one shared cancellation). Pin it away from the
-//! server from the shell, e.g. `taskset -c 1 seatkeeper load …` with the
-//! server under `taskset -c 0`.
+//! cheap as a C epoll client: every session runs on one thread with one
+//! `mio` poll (edge-triggered epoll), no task, waker or timer per session
+//! and no WebSocket library — the little of the protocol a client that
+//! keeps up needs is done by hand (`conn`). Per read it handles every
+//! whole frame and sends one cumulative ack (inside a read too, once a
+//! quarter of the window is pending), built on the stack. Pin it away from
+//! the server from the shell, e.g. `taskset -c 1 seatkeeper load …` with
+//! the server under `taskset -c 0`.
 //!
 //! # Layout
 //! - [`LoadArgs`] and [`run`]: the command.
-//! - `session`: one client's loop.
+//! - `engine`: the loop over every session.
+//! - `conn`: one session's protocol.
 //! - `report`: the JSON report.
 
+mod conn;
+mod engine;
 mod report;
-mod session;
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use clap::Args;
-use tokio::{sync::Semaphore, time::Instant};
-use tokio_util::sync::CancellationToken;
 
-use crate::{args::secs, hist::Histogram, http::SessionsProbe, target::Target};
+use crate::{args::secs, http::SessionsProbe, target::Target};
 
 pub use report::LoadReport;
-use session::{Outcome, Shared};
-
-/// Histogram shards: sessions record into `index % SHARDS`, so thousands
-/// of sessions do not contend on one lock.
-const SHARDS: usize = 16;
 
 /// `seatkeeper load`: N concurrent sessions from one process.
 #[derive(Debug, Clone, Args)]
@@ -98,9 +88,8 @@ impl LoadArgs {
     }
 }
 
-/// Runs the load on this thread alone (a current-thread runtime: the
-/// generator takes one core at most, so on a 2-core machine the server
-/// keeps the other; pin both with `taskset -c`), prints the report as one
+/// Runs the load (the sessions on one thread, see the module docs; this
+/// thread only waits and then probes the seats), prints the report as one
 /// JSON line, returns it.
 pub fn run_blocking(args: LoadArgs) -> anyhow::Result<LoadReport> {
     tokio::runtime::Builder::new_current_thread()
@@ -125,53 +114,35 @@ pub async fn measure(args: LoadArgs) -> anyhow::Result<LoadReport> {
         .clone()
         .unwrap_or_else(|| target.sessions_url());
     let probe = SessionsProbe::new(&probe_url).await?;
-    let start = Instant::now();
-    let shared = Arc::new(Shared {
+    let plan = engine::Plan {
         target,
-        stop: CancellationToken::new(),
-        settle_until: start + secs(args.settle_s),
+        sessions: args.sessions,
+        duration: secs(args.duration_s),
+        settle: secs(args.settle_s),
+        connect_concurrency: args.connect_concurrency,
         ack_each: args.ack_each,
         bye: args.bye,
-        gate: Semaphore::new(args.connect_concurrency.max(1)),
-        hists: (0..SHARDS)
-            .map(|_| Mutex::new(Histogram::default()))
-            .collect(),
-    });
-    let stopper = {
-        let (shared, at) = (Arc::clone(&shared), start + secs(args.duration_s));
-        tokio::spawn(async move {
-            tokio::time::sleep_until(at).await;
-            shared.stop.cancel();
-        })
     };
-    let tasks: Vec<_> = (0..args.sessions)
-        .map(|i| tokio::spawn(session::run(Arc::clone(&shared), i)))
-        .collect();
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        outcomes.push(t.await.unwrap_or_else(|e| Outcome::failed(e.to_string())));
-    }
-    let elapsed = start.elapsed();
-    stopper.abort();
+    // The engine blocks its thread for the whole run.
+    let ran = tokio::task::spawn_blocking(move || engine::run(&plan)).await??;
     let held_after = if args.bye {
         tokio::time::sleep(Duration::from_secs(2)).await;
         probe.held().await.ok()
     } else {
         None
     };
-    let mut hist = Histogram::default();
-    for h in &shared.hists {
-        if let Ok(h) = h.lock() {
-            hist.merge(&h);
-        }
-    }
     let mut ended: BTreeMap<String, u64> = BTreeMap::new();
-    for o in &outcomes {
+    for o in &ran.outcomes {
         if let Some(e) = &o.ended {
             *ended.entry(e.clone()).or_default() += 1;
         }
     }
     Ok(LoadReport::build(
-        &args, &outcomes, &hist, ended, elapsed, held_after,
+        &args,
+        &ran.outcomes,
+        &ran.hist,
+        ended,
+        ran.elapsed,
+        held_after,
     ))
 }

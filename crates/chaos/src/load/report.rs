@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde::Serialize;
 
-use super::{session::Outcome, LoadArgs};
+use super::{conn::Outcome, LoadArgs};
 use crate::hist::Histogram;
 
 /// Latency percentiles, microseconds.
