@@ -61,9 +61,11 @@ for n in "${sizes[@]}"; do
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/sessions" >/dev/null && break; sleep 0.1; done
     rss0=$(rss_kb $srv)
     "${pin_load[@]}" "$bin" load --url "ws://127.0.0.1:$port/ws" --sessions "$n" --duration-s "$secs" \
-      --connect-concurrency 500 --bye false >"$scratch/curve-load-$peer-$n.json" 2>/dev/null &
+      --settle-s $((secs / 3)) --connect-concurrency 500 --bye false >"$scratch/curve-load-$peer-$n.json" 2>/dev/null &
     load=$!
-    # Steady state: the middle third of the run, after every session connected.
+    # Steady state: CPU over the middle third of the run, after every session
+    # connected, per slice delivered after the same first third (the load's
+    # settle time: its latency figures count only those slices too).
     sleep $((secs / 3))
     t0=$(cpu_ticks $srv); l0=$(cpu_ticks $load); s0="$(sys_ticks $srv) $(sys_ticks $load)"
     sleep $((secs / 3))
@@ -80,6 +82,9 @@ window = secs // 3
 r = json.load(open(load))
 cpu_s = (int(t1) - int(t0)) / int(hz)
 lat = r["latency"]
+# Slices a second after the settle third (not the whole run's average,
+# which the connect ramp lowers).
+steady = lat["count"] / max(r["elapsed_s"] - window, 1e-9)
 l0, l1 = map(int, os.environ["LOAD_TICKS"].split())
 ss0, ls0, ss1, ls1 = map(int, os.environ["SYS_TICKS"].split())
 print(json.dumps({
@@ -87,7 +92,7 @@ print(json.dumps({
     "server_cores": round(cpu_s / window, 3),
     # The load generator's own CPU: near 1.0 means it, not the server, set the pace.
     "load_cores": round((lambda a, b: (int(b) - int(a)) / int(hz) / window)(*os.environ["LOAD_TICKS"].split()), 3),
-    "cpu_us_per_slice": round(cpu_s / window / max(r["slices_per_s"], 1) * 1e6, 2),
+    "cpu_us_per_slice": round(cpu_s / window / max(steady, 1) * 1e6, 2),
     # Kernel (system) time's share of each side's CPU over the same window.
     "server_sys_share": round((ss1 - ss0) / max(int(t1) - int(t0), 1), 3),
     "load_sys_share": round((ls1 - ls0) / max(l1 - l0, 1), 3),
@@ -97,6 +102,8 @@ print(json.dumps({
     "rss_per_session_kib": round((int(rss) - int(rss0)) / n, 1),
     "delivered": round(r["slices_per_s"] * r["elapsed_s"] / (n * 10 * secs), 3),
     "slices_per_s": round(r["slices_per_s"]),
+    "steady_slices_per_s": round(steady),
+    "delivered_steady": round(steady / (n * 10), 3),
     "p50_late_ms": lat["p50_us"] / 1000 if lat["p50_us"] is not None else None,
     "p99_late_ms": lat["p99_us"] / 1000 if lat["p99_us"] is not None else None,
     "dropped": r["dropped"], "ended_early": r["ended_early"],

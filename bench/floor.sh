@@ -42,10 +42,10 @@ for n in "${sizes[@]}"; do
       for _ in $(seq 50); do curl -sf "http://$addr/sessions" >/dev/null && break; sleep 0.1; done
       if [ "$client" = floor ]; then
         taskset -c 1 $rel/floor-peer --client "$n" --listen "$addr" --duration-s "$secs" \
-          --ack-every "${FLOOR_ACK_EVERY:-1}" >"$scratch/load.json" &
+          --settle-s $((secs / 3)) --ack-every "${FLOOR_ACK_EVERY:-1}" >"$scratch/load.json" &
       else
         taskset -c 1 $rel/seatkeeper load --url "ws://$addr/ws" --sessions "$n" --duration-s "$secs" \
-          --connect-concurrency 500 --bye false >"$scratch/load.json" 2>/dev/null &
+          --settle-s $((secs / 3)) --connect-concurrency 500 --bye false >"$scratch/load.json" 2>/dev/null &
       fi
       load=$!
       # Steady state: the middle third of the run, after every session connected.
@@ -62,7 +62,9 @@ n, secs, hz = int(n), int(secs), int(hz)
 window = secs // 3
 r = json.load(open(load))
 d = [int(y) - int(x) for x, y in zip(a.split(), b.split())]  # su ss lu ls
-rate = max(r["slices_per_s"], 1)
+# Slices a second after the settle third (both clients count latency only
+# from there), not the whole run's average, which the connect ramp lowers.
+rate = max(r["latency"]["count"] / max(r["elapsed_s"] - window, 1e-9), 1)
 us = lambda t: round(t / hz / window / rate * 1e6, 2)  # µs per delivered slice
 lat = r["latency"]
 print(json.dumps({
@@ -70,6 +72,7 @@ print(json.dumps({
     "sessions": n, "ready": r["ready"],
     "delivered": round(r["slices_per_s"] * r["elapsed_s"] / (n * 10 * secs), 3),
     "slices_per_s": round(r["slices_per_s"]),
+    "steady_slices_per_s": round(rate),
     "p50_late_ms": lat["p50_us"] / 1000 if lat["p50_us"] is not None else None,
     "p99_late_ms": lat["p99_us"] / 1000 if lat["p99_us"] is not None else None,
     "server_cores": round((d[0] + d[1]) / hz / window, 3),
