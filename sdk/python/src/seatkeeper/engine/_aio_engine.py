@@ -144,11 +144,7 @@ class AsyncEngine:
         self._link = link
         writer = asyncio.ensure_future(link.writer())
         try:
-            hello: Dict[str, Any] = {"type": "hello", "name": self.name, "version": self.version,
-                                     "capabilities": self.capabilities, "warm": self._warm}
-            if self.max_sessions is not None:
-                hello["max_sessions"] = self.max_sessions
-            link.push_json(hello)
+            link.push_json(_wire.engine_hello(self, self._warm))
             async for ftype, body in link.frames():
                 if ftype != _wire.FRAME_JSON:
                     log.warning("ignoring frame of type %d", ftype)

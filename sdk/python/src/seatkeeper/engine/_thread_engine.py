@@ -124,11 +124,7 @@ class Engine:
         self._link = link
         reader = sock.makefile("rb")
         try:
-            hello: Dict[str, Any] = {"type": "hello", "name": self.name, "version": self.version,
-                                     "capabilities": self.capabilities, "warm": self._warm}
-            if self.max_sessions is not None:
-                hello["max_sessions"] = self.max_sessions
-            link.send_json(hello)
+            link.send_json(_wire.engine_hello(self, self._warm))
             while True:
                 length, version, ftype = PREFIX.unpack(_read_exact(reader, 6))
                 if version != PROTOCOL_VERSION:
