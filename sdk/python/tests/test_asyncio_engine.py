@@ -109,39 +109,3 @@ async def _send_until_end(session: AsyncSession, block) -> int:
         n += 1
         await asyncio.sleep(0.002)
     return n
-
-
-def test_the_asyncio_engine_waits_for_the_server_and_reconnects_after_a_restart(serve, tmp_dir):
-    address = f"unix:{tmp_dir / 'later.sock'}"
-    served = []
-
-    async def on_session(session):
-        served.append(session.id)
-        await session.ready({"name": "again"})
-        while not session.ended:
-            await session.send(b"abc", kind=5, timestamp_us=0, keyframe=True)
-            await session.wait_ended(0.02)
-
-    async def one_session(server):
-        async with Client(server.url) as client:
-            async for s in client.slices():
-                assert bytes(s.payload) == b"abc"
-                break
-
-    async def main():
-        engine = AsyncEngine(on_session, name="again")
-        runner = asyncio.ensure_future(engine.run(address, retry_interval=0.05))
-        await asyncio.sleep(0.3)  # nobody listens yet: the engine keeps trying
-        assert not runner.done()
-        first = await asyncio.get_running_loop().run_in_executor(None, serve, "--engine", address)
-        await eventually(lambda: first.status("/readyz") == 200, "the engine to connect")
-        await one_session(first)
-        first.stop()
-        second = await asyncio.get_running_loop().run_in_executor(None, serve, "--engine", address)
-        await eventually(lambda: second.status("/readyz") == 200, "the engine to reconnect")
-        await one_session(second)
-        engine.stop()
-        await asyncio.wait_for(runner, 10)
-
-    run_async(main())
-    assert len(served) == 2

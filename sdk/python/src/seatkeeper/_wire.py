@@ -69,6 +69,16 @@ def json_frame(msg: Dict[str, Any]) -> bytes:
     return PREFIX.pack(2 + len(body), PROTOCOL_VERSION, FRAME_JSON) + body
 
 
+def engine_hello(engine: Any, warm: bool) -> Dict[str, Any]:
+    """An engine's ``hello``, from its ``name``, ``version``, ``capabilities``
+    and ``max_sessions`` (left out when None)."""
+    hello: Dict[str, Any] = {"type": "hello", "name": engine.name, "version": engine.version,
+                             "capabilities": engine.capabilities, "warm": warm}
+    if engine.max_sessions is not None:
+        hello["max_sessions"] = engine.max_sessions
+    return hello
+
+
 def slice_head(handle: int, kind: int, timestamp_us: int, droppable: bool,
                keyframe: bool, n: int) -> bytes:
     flags = (FLAG_DROPPABLE if droppable else 0) | (FLAG_KEYFRAME if keyframe else 0)

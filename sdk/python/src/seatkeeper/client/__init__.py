@@ -5,8 +5,8 @@ slices (the 20-byte header decoded into :class:`Slice`) and sends the acks
 for you, reconnects with backoff and resumes the session with its token.
 """
 
+from .._backoff import Backoff
 from ..errors import Busy, ConnectionLost, ProtocolError, ServerError
-from ._backoff import Backoff
 from ._client import Client
 from ._slice import HEADER, Slice, decode_slice
 

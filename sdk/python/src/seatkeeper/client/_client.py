@@ -15,8 +15,8 @@ import struct
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Optional, Union
 
+from .._backoff import Backoff
 from ..errors import Busy, ConnectionLost, ProtocolError, ServerError
-from ._backoff import Backoff
 from ._slice import Slice, decode_slice
 
 log = logging.getLogger("seatkeeper.client")
@@ -240,7 +240,7 @@ class Client:
                 self.backoff.connection_ended(healthy_for)
                 if self._closing or not retry or not self.reconnect:
                     break
-                if self.max_attempts is not None and self.backoff.attempt + 1 >= self.max_attempts:
+                if self.backoff.exhausted(self.max_attempts):
                     lost = ConnectionLost(f"gave up after {self.backoff.attempt + 1} "
                                           f"attempts: {exc}")
                     lost.__cause__ = exc

@@ -8,19 +8,16 @@ import time
 from typing import Any, Awaitable, Callable, Dict, Optional, Set
 
 from .. import _wire
-from ..errors import ProtocolError, SessionClosed, SessionRefused
+from ..errors import SessionClosed, SessionRefused
 from ._aio_link import AioLink
 from ._aio_session import AsyncSession
+from ._reconnect import CONNECTION_ENDED, Reconnect, server_error
 
 log = logging.getLogger("seatkeeper.engine")
 
 OnSession = Callable[[AsyncSession], Awaitable[None]]
 _SEND_BUFFER = 1 << 20
 _SESSION_MESSAGES = ("params", "keyframe", "session_detached", "session_resumed", "progress")
-
-
-class _EngineBusy(Exception):
-    pass
 
 
 class AsyncEngine:
@@ -116,34 +113,27 @@ class AsyncEngine:
         if self.connected is None:
             self.connected = asyncio.Event()
         watchdog = asyncio.ensure_future(self._watch_loop())
-        waiting_logged = False
+        retry = Reconnect(address, reconnect, retry_interval)
         try:
             while not self._stopping:
                 try:
                     sock = await _connect(address)
                 except OSError as e:
-                    if not waiting_logged:
-                        log.info("waiting for seatkeeper at %s (%s)", address, e)
-                        waiting_logged = True
-                    await asyncio.sleep(retry_interval)
+                    await asyncio.sleep(retry.connect_failed(e))
                     continue
-                waiting_logged = False
-                log.info("connected to seatkeeper at %s", address)
+                retry.connected()
                 try:
                     await self._serve(sock)
-                except _EngineBusy:
-                    await asyncio.sleep(max(retry_interval, 1.0))
-                except (EOFError, OSError) as e:
-                    if not self._stopping:
-                        log.warning("connection to seatkeeper lost: %s", e or "closed")
-                except (ProtocolError, ValueError) as e:
-                    log.error("dropping the connection: %s", e)
+                except CONNECTION_ENDED as e:
+                    hold = retry.connection_ended(e, self._stopping)
+                    if hold is not None:
+                        await asyncio.sleep(hold)
                 finally:
                     sock.close()
-                if not reconnect:
+                delay = retry.next_delay(self._stopping)
+                if delay is None:
                     break
-                if not self._stopping:
-                    await asyncio.sleep(retry_interval)
+                await asyncio.sleep(delay)
         finally:
             watchdog.cancel()
             for task in list(self._tasks):
@@ -154,11 +144,7 @@ class AsyncEngine:
         self._link = link
         writer = asyncio.ensure_future(link.writer())
         try:
-            hello: Dict[str, Any] = {"type": "hello", "name": self.name, "version": self.version,
-                                     "capabilities": self.capabilities, "warm": self._warm}
-            if self.max_sessions is not None:
-                hello["max_sessions"] = self.max_sessions
-            link.push_json(hello)
+            link.push_json(_wire.engine_hello(self, self._warm))
             async for ftype, body in link.frames():
                 if ftype != _wire.FRAME_JSON:
                     log.warning("ignoring frame of type %d", ftype)
@@ -199,10 +185,7 @@ class AsyncEngine:
             else:
                 found._on_message(kind, msg)
         elif kind == "error":
-            if msg.get("code") == "engine_busy":
-                log.warning("seatkeeper refused this engine: %s", msg.get("message"))
-                raise _EngineBusy()
-            log.warning("seatkeeper error %s: %s", msg.get("code"), msg.get("message"))
+            server_error(msg)
         else:
             log.debug("ignoring message of type %r", kind)
 

@@ -32,10 +32,6 @@ _PACK_SLICE = _wire.SLICE.pack
 _SLICE_FIXED = 2 + _wire.SLICE_HEAD_LEN
 
 
-class _EngineBusy(Exception):
-    pass
-
-
 class Session:
     """One seatkeeper session served by this engine.
 

@@ -8,7 +8,8 @@ from .. import _wire
 from .._wire import MAX_FRAME_BYTES, PREFIX, PROTOCOL_VERSION, FRAME_JSON
 from ..errors import ProtocolError, SessionRefused
 from ._events import Progress
-from ._thread import Session, _EngineBusy, _Link, _connect, _read_exact
+from ._reconnect import CONNECTION_ENDED, Reconnect, server_error
+from ._thread import Session, _Link, _connect, _read_exact
 
 log = logging.getLogger("seatkeeper.engine")
 
@@ -97,44 +98,33 @@ class Engine:
         Waits for the server to listen, reconnects after a lost connection
         (if ``reconnect``), and backs off while another engine is connected.
         """
-        waiting_logged = False
+        retry = Reconnect(address, reconnect, retry_interval)
         while not self._stopping:
             try:
                 sock = _connect(address)
             except OSError as e:
-                if not waiting_logged:
-                    log.info("waiting for seatkeeper at %s (%s)", address, e)
-                    waiting_logged = True
-                time.sleep(retry_interval)
+                time.sleep(retry.connect_failed(e))
                 continue
-            waiting_logged = False
-            log.info("connected to seatkeeper at %s", address)
+            retry.connected()
             try:
                 self._serve(sock)
-            except _EngineBusy:
-                time.sleep(max(retry_interval, 1.0))
-            except (EOFError, OSError) as e:
-                if not self._stopping:
-                    log.warning("connection to seatkeeper lost: %s", e or "closed")
-            except (ProtocolError, ValueError) as e:
-                log.error("dropping the connection: %s", e)
+            except CONNECTION_ENDED as e:
+                hold = retry.connection_ended(e, self._stopping)
+                if hold is not None:
+                    time.sleep(hold)
             finally:
                 sock.close()
-            if not reconnect:
+            delay = retry.next_delay(self._stopping)
+            if delay is None:
                 break
-            if not self._stopping:
-                time.sleep(retry_interval)
+            time.sleep(delay)
 
     def _serve(self, sock: Any) -> None:
         link = _Link(sock)
         self._link = link
         reader = sock.makefile("rb")
         try:
-            hello: Dict[str, Any] = {"type": "hello", "name": self.name, "version": self.version,
-                                     "capabilities": self.capabilities, "warm": self._warm}
-            if self.max_sessions is not None:
-                hello["max_sessions"] = self.max_sessions
-            link.send_json(hello)
+            link.send_json(_wire.engine_hello(self, self._warm))
             while True:
                 length, version, ftype = PREFIX.unpack(_read_exact(reader, 6))
                 if version != PROTOCOL_VERSION:
@@ -180,10 +170,7 @@ class Engine:
             else:
                 self._end_session(link, session, msg.get("reason", "closed"))
         elif kind == "error":
-            if msg.get("code") == "engine_busy":
-                log.warning("seatkeeper refused this engine: %s", msg.get("message"))
-                raise _EngineBusy()
-            log.warning("seatkeeper error %s: %s", msg.get("code"), msg.get("message"))
+            server_error(msg)
         else:
             log.debug("ignoring message of type %r", kind)
 
