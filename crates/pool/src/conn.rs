@@ -9,6 +9,11 @@
 //! error (I/O, timeout, `READONLY`, master not found). Each new connection
 //! gets a new generation number: the pod agent treats a change as "maybe a
 //! failover" and re-asserts what it holds.
+//!
+//! Beside the shared connection, [`Connector::own`] lends a connection to
+//! one caller at a time, from a small bounded set dialled to the same
+//! master: for a request that blocks its connection (`WAIT`), which on the
+//! shared one would hold up every request pipelined behind it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -17,6 +22,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{AsyncConnectionConfig, ConnectionAddr, ErrorKind, RedisError, RedisResult};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 /// The URL scheme that names Sentinels and a master name.
@@ -109,6 +115,22 @@ pub(crate) fn parse_sentinel(rest: &str) -> Result<(Vec<(String, u16)>, String),
     Ok((out, master.to_owned()))
 }
 
+/// The most connections [`Connector::own`] lends at once (beside the
+/// shared one). A claim confirmed by `WAIT` holds one for its write and
+/// its `WAIT` (up to 250 ms when no replica answers), so this caps such
+/// claims in flight per client; more wait for a free one.
+pub(crate) const OWN_MAX: usize = 32;
+
+/// The connection to the current master, with what made it.
+#[derive(Clone)]
+struct Cached {
+    conn: MultiplexedConnection,
+    /// The master's address, resolved once per generation: connections of
+    /// their own are dialled to it without asking the Sentinels again.
+    client: redis::Client,
+    generation: u64,
+}
+
 /// A lazily (re)connected multiplexed connection.
 ///
 /// The connection pipelines concurrent requests, so cloning it out of the
@@ -116,7 +138,12 @@ pub(crate) fn parse_sentinel(rest: &str) -> Result<(Vec<(String, u16)>, String),
 /// await.
 pub(crate) struct Connector {
     target: Target,
-    cached: Mutex<Option<MultiplexedConnection>>,
+    cached: Mutex<Option<Cached>>,
+    /// Connections lent by [`Self::own`] and given back healthy, each with
+    /// the generation it was dialled in.
+    idle: Mutex<Vec<(u64, MultiplexedConnection)>>,
+    /// One permit per connection lent ([`OWN_MAX`]).
+    lendable: Semaphore,
     config: AsyncConnectionConfig,
     timeout: Duration,
     /// Bumped on every new connection.
@@ -147,6 +174,8 @@ impl Connector {
         Self {
             target,
             cached: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
+            lendable: Semaphore::new(OWN_MAX),
             config,
             timeout,
             generation: AtomicU64::new(0),
@@ -164,13 +193,17 @@ impl Connector {
 
     /// The cached connection, or a new one (after asking the Sentinels).
     pub(crate) async fn get(&self) -> RedisResult<MultiplexedConnection> {
-        if let Some(conn) = lock(&self.cached).clone() {
-            return Ok(conn);
+        self.current().await.map(|c| c.conn)
+    }
+
+    async fn current(&self) -> RedisResult<Cached> {
+        if let Some(cached) = lock(&self.cached).clone() {
+            return Ok(cached);
         }
         let failures = self.failures.load(Ordering::Relaxed);
         let _one_at_a_time = self.connecting.lock().await;
-        if let Some(conn) = lock(&self.cached).clone() {
-            return Ok(conn);
+        if let Some(cached) = lock(&self.cached).clone() {
+            return Ok(cached);
         }
         if self.failures.load(Ordering::Relaxed) != failures {
             // The attempt we queued behind just failed: share its answer
@@ -187,11 +220,16 @@ impl Connector {
             tokio::time::sleep_until(at.min(Instant::now() + RETRY_MAX)).await;
         }
         match tokio::time::timeout(self.timeout * 2, self.connect()).await {
-            Ok(Ok(conn)) => {
+            Ok(Ok((client, conn))) => {
                 *lock(&self.retry) = (None, RETRY_MIN);
-                self.generation.fetch_add(1, Ordering::Relaxed);
-                *lock(&self.cached) = Some(conn.clone());
-                Ok(conn)
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                let cached = Cached {
+                    conn,
+                    client,
+                    generation,
+                };
+                *lock(&self.cached) = Some(cached.clone());
+                Ok(cached)
             }
             Ok(Err(e)) => {
                 self.failed();
@@ -207,14 +245,66 @@ impl Connector {
         }
     }
 
-    async fn connect(&self) -> RedisResult<MultiplexedConnection> {
+    async fn connect(&self) -> RedisResult<(redis::Client, MultiplexedConnection)> {
         let client = match &self.target {
             Target::Direct(client) => client.clone(),
             Target::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await?,
         };
-        client
+        let conn = client
             .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        Ok((client, conn))
+    }
+
+    /// A connection to the current master that no other caller uses until
+    /// it is given back ([`Own::give_back`]); dropped instead, it is closed.
+    /// Waits up to the timeout for one of the [`OWN_MAX`] to be free. A
+    /// connection given back in an older generation (before a reconnect,
+    /// maybe a failover) is never lent again.
+    pub(crate) async fn own(&self) -> RedisResult<Own<'_>> {
+        let permit = tokio::time::timeout(self.timeout, self.lendable.acquire())
             .await
+            .map_err(|_| {
+                RedisError::from((
+                    ErrorKind::Io,
+                    "timed out waiting for a free connection (all in use)",
+                ))
+            })?
+            .map_err(|_| RedisError::from((ErrorKind::Io, "connector closed")))?;
+        let current = self.current().await?;
+        let reused = {
+            let mut idle = lock(&self.idle);
+            idle.retain(|(generation, _)| *generation == current.generation);
+            idle.pop()
+        };
+        let conn = match reused {
+            Some((_, conn)) => conn,
+            None => {
+                let dial = current
+                    .client
+                    .get_multiplexed_async_connection_with_config(&self.config);
+                match tokio::time::timeout(self.timeout, dial).await {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(e)) => {
+                        self.forget();
+                        return Err(e);
+                    }
+                    Err(_) => {
+                        self.forget();
+                        return Err(RedisError::from((
+                            ErrorKind::Io,
+                            "timed out connecting to Redis",
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(Own {
+            conn,
+            generation: current.generation,
+            connector: self,
+            _permit: permit,
+        })
     }
 
     /// The number of connections made so far; a change means the next
@@ -234,6 +324,7 @@ impl Connector {
     pub(crate) fn forget(&self) {
         self.up.store(0, Ordering::Relaxed);
         *lock(&self.cached) = None;
+        lock(&self.idle).clear();
     }
 
     /// 1 while the last round trip succeeded, else 0.
@@ -247,6 +338,35 @@ impl Connector {
         let mut retry = lock(&self.retry);
         let pause = retry.1;
         *retry = (Some(Instant::now() + pause), (pause * 2).min(RETRY_MAX));
+    }
+}
+
+/// A connection lent by [`Connector::own`]: its holder's alone.
+pub(crate) struct Own<'a> {
+    conn: MultiplexedConnection,
+    generation: u64,
+    connector: &'a Connector,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Own<'_> {
+    /// The connection, to send requests on.
+    pub(crate) fn conn(&mut self) -> &mut MultiplexedConnection {
+        &mut self.conn
+    }
+
+    /// Returns the connection for the next caller: only after every request
+    /// sent on it was answered (a dropped request may still be running on
+    /// the server, and would hold up the next holder). Ignored after a
+    /// reconnect since it was lent.
+    pub(crate) fn give_back(self) {
+        let connector = self.connector;
+        let current = lock(&connector.cached)
+            .as_ref()
+            .is_some_and(|c| c.generation == self.generation);
+        if current {
+            lock(&connector.idle).push((self.generation, self.conn));
+        }
     }
 }
 

@@ -1,8 +1,14 @@
 //! Claims confirmed by `WAIT 1 250` on a replicated Redis (a master, a
-//! replica and a Sentinel, real `redis-server` processes on loopback):
-//! 200 claims at once through one client, with the replica up, stopped
-//! (SIGSTOP) and gone. The figures in BENCHMARKS.md ("Claims confirmed by
-//! WAIT") come from the ignored `wait_latency_figures`:
+//! replica and a Sentinel, real `redis-server` processes on loopback) do
+//! not queue behind each other's `WAIT`: with the replica gone, so that
+//! every `WAIT` runs its full 250 ms, twenty claims racing through one
+//! client finish in about one `WAIT`, not twenty in a row, and an `ls` on
+//! that client meanwhile does not wait for them; each claim is granted
+//! once, on its own seat, and the pool counts exactly those seats as used;
+//! a second burst reuses the first one's connections.
+//!
+//! The figures in BENCHMARKS.md ("Claims confirmed by WAIT") come from the
+//! ignored `wait_latency_figures` here:
 //! `cargo nextest run -p seatkeeper-pool --test wait --run-ignored all --no-capture`.
 
 #[allow(dead_code)]
@@ -13,9 +19,12 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pods::{config, raw, wait_until, Pod};
-use seatkeeper_pool::{Claim, ClaimError, PoolClient};
+use pods::{config, free_seats, raw, wait_until, Pod};
+use seatkeeper_pool::{Claim, ClaimError, PodAgent, PoolClient};
 use seatkeeper_testkit::sentinel::SentinelSet;
+
+/// The `WAIT` timeout the client uses (`WAIT_MS` in `src/client.rs`).
+const WAIT_MS: u64 = 250;
 
 /// `INFO <section>` of the Redis at `url`.
 async fn info(url: &str, section: &str) -> String {
@@ -156,6 +165,80 @@ async fn lose_replica(set: &mut SentinelSet) {
         || async { replicas(set).await == 0 },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_waiting_on_a_missing_replica_do_not_queue_behind_each_other() {
+    let Some(mut set) = SentinelSet::start() else {
+        return;
+    };
+    let url = set.url();
+    let pods = fleet(&url, 2, 30).await;
+    let client = PoolClient::new(&url).unwrap();
+    // Warm: the client has found the master and loaded the claim script.
+    drop(client.claim().await.unwrap());
+    lose_replica(&mut set).await;
+    let before = free_seats(&url).await;
+
+    const N: usize = 20;
+    let claims = {
+        let client = client.clone();
+        tokio::spawn(async move { burst(&client, N).await })
+    };
+    // `ls` on the same client while those claims wait on their WAITs.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = Instant::now();
+    let listed = client.ls().await;
+    let ls_took = t.elapsed();
+    let b = claims.await.unwrap();
+    eprintln!(
+        "{}; ls meanwhile {ls_took:.1?}",
+        b.line("FIGURE: replica gone, WAIT times out")
+    );
+
+    // Every claim is granted: a lone master's claims stand unconfirmed.
+    assert!(b.failed.is_empty(), "{}", b.line("claims failed"));
+    // In a row that would be N x 250 ms; side by side about one WAIT.
+    let bound = Duration::from_millis(N as u64 * WAIT_MS / 3);
+    assert!(
+        b.wall < bound,
+        "{N} claims took {:?} (bound {bound:?}): they queued behind each other's WAIT",
+        b.wall
+    );
+    assert_eq!(listed.expect("ls during the claims").len(), 2);
+    assert!(
+        ls_took < bound,
+        "ls took {ls_took:?} (bound {bound:?}): it queued behind the claims' WAIT"
+    );
+    // Each grant is its own seat, redeemed once...
+    let agents: std::collections::HashMap<&str, &PodAgent> =
+        pods.iter().map(|p| (p.agent.pod_id(), &p.agent)).collect();
+    let mut seats = HashSet::new();
+    let mut leases = Vec::new();
+    for c in &b.granted {
+        let lease = agents[c.pod_id.as_str()]
+            .redeem(&c.seat_token)
+            .await
+            .unwrap();
+        assert!(
+            seats.insert((c.pod_id.clone(), lease.slot())),
+            "a seat granted twice"
+        );
+        leases.push(lease);
+    }
+    // ...and the pool holds exactly those: no retry took a second seat.
+    assert_eq!(free_seats(&url).await, before - N as u32);
+
+    // A second burst reuses the connections the first one opened: the
+    // master accepts none meanwhile.
+    let mut watch = raw(&set.node_url(0)).await;
+    let first = accepted(&mut watch).await;
+    let again = burst(&client, N).await;
+    let second = accepted(&mut watch).await;
+    assert!(again.failed.is_empty(), "{}", again.line("claims failed"));
+    assert_eq!(second, first, "the second burst opened connections");
+    assert_eq!(free_seats(&url).await, before - 2 * N as u32);
+    drop(leases);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
