@@ -22,8 +22,12 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{AsyncConnectionConfig, ConnectionAddr, ErrorKind, RedisError, RedisResult};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+mod own;
+
+use own::OWN_MAX;
 
 /// The URL scheme that names Sentinels and a master name.
 pub(crate) const SENTINEL_SCHEME: &str = "redis+sentinel://";
@@ -114,12 +118,6 @@ pub(crate) fn parse_sentinel(rest: &str) -> Result<(Vec<(String, u16)>, String),
     }
     Ok((out, master.to_owned()))
 }
-
-/// The most connections [`Connector::own`] lends at once (beside the
-/// shared one). A claim confirmed by `WAIT` holds one for its write and
-/// its `WAIT` (up to 250 ms when no replica answers), so this caps such
-/// claims in flight per client; more wait for a free one.
-pub(crate) const OWN_MAX: usize = 32;
 
 /// The connection to the current master, with what made it.
 #[derive(Clone)]
@@ -256,57 +254,6 @@ impl Connector {
         Ok((client, conn))
     }
 
-    /// A connection to the current master that no other caller uses until
-    /// it is given back ([`Own::give_back`]); dropped instead, it is closed.
-    /// Waits up to the timeout for one of the [`OWN_MAX`] to be free. A
-    /// connection given back in an older generation (before a reconnect,
-    /// maybe a failover) is never lent again.
-    pub(crate) async fn own(&self) -> RedisResult<Own<'_>> {
-        let permit = tokio::time::timeout(self.timeout, self.lendable.acquire())
-            .await
-            .map_err(|_| {
-                RedisError::from((
-                    ErrorKind::Io,
-                    "timed out waiting for a free connection (all in use)",
-                ))
-            })?
-            .map_err(|_| RedisError::from((ErrorKind::Io, "connector closed")))?;
-        let current = self.current().await?;
-        let reused = {
-            let mut idle = lock(&self.idle);
-            idle.retain(|(generation, _)| *generation == current.generation);
-            idle.pop()
-        };
-        let conn = match reused {
-            Some((_, conn)) => conn,
-            None => {
-                let dial = current
-                    .client
-                    .get_multiplexed_async_connection_with_config(&self.config);
-                match tokio::time::timeout(self.timeout, dial).await {
-                    Ok(Ok(conn)) => conn,
-                    Ok(Err(e)) => {
-                        self.forget();
-                        return Err(e);
-                    }
-                    Err(_) => {
-                        self.forget();
-                        return Err(RedisError::from((
-                            ErrorKind::Io,
-                            "timed out connecting to Redis",
-                        )));
-                    }
-                }
-            }
-        };
-        Ok(Own {
-            conn,
-            generation: current.generation,
-            connector: self,
-            _permit: permit,
-        })
-    }
-
     /// The number of connections made so far; a change means the next
     /// round trip may reach another server (a failover).
     pub(crate) fn generation(&self) -> u64 {
@@ -338,35 +285,6 @@ impl Connector {
         let mut retry = lock(&self.retry);
         let pause = retry.1;
         *retry = (Some(Instant::now() + pause), (pause * 2).min(RETRY_MAX));
-    }
-}
-
-/// A connection lent by [`Connector::own`]: its holder's alone.
-pub(crate) struct Own<'a> {
-    conn: MultiplexedConnection,
-    generation: u64,
-    connector: &'a Connector,
-    _permit: SemaphorePermit<'a>,
-}
-
-impl Own<'_> {
-    /// The connection, to send requests on.
-    pub(crate) fn conn(&mut self) -> &mut MultiplexedConnection {
-        &mut self.conn
-    }
-
-    /// Returns the connection for the next caller: only after every request
-    /// sent on it was answered (a dropped request may still be running on
-    /// the server, and would hold up the next holder). Ignored after a
-    /// reconnect since it was lent.
-    pub(crate) fn give_back(self) {
-        let connector = self.connector;
-        let current = lock(&connector.cached)
-            .as_ref()
-            .is_some_and(|c| c.generation == self.generation);
-        if current {
-            lock(&connector.idle).push((self.generation, self.conn));
-        }
     }
 }
 
