@@ -95,3 +95,58 @@ impl Own<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::conn::Target;
+
+    async fn id(conn: &mut MultiplexedConnection) -> i64 {
+        redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(conn)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn lends_at_most_own_max_each_alone_and_reuses_only_what_is_given_back() {
+        let redis = seatkeeper_testkit::redis_or_skip!();
+        let target = Target::parse(&redis.url()).unwrap();
+        let conn = Connector::new(target, Duration::from_millis(300));
+        let shared = id(&mut conn.get().await.unwrap()).await;
+
+        let mut lent = Vec::new();
+        let mut ids = HashSet::new();
+        for _ in 0..OWN_MAX {
+            let mut own = conn.own().await.unwrap();
+            ids.insert(id(own.conn()).await);
+            lent.push(own);
+        }
+        assert_eq!(ids.len(), OWN_MAX, "each lent connection is its own");
+        assert!(!ids.contains(&shared), "the shared one is never lent");
+        let busy = conn.own().await.err().expect("all lent: none to lend");
+        assert!(busy.to_string().contains("free connection"), "{busy}");
+
+        // Given back: lent again as it is.
+        let mut back = lent.pop().unwrap();
+        let back_id = id(back.conn()).await;
+        back.give_back();
+        let mut again = conn.own().await.unwrap();
+        assert_eq!(id(again.conn()).await, back_id);
+        // Dropped (maybe with a request still running): never lent again.
+        drop(again);
+        let mut fresh = conn.own().await.unwrap();
+        let fresh_id = id(fresh.conn()).await;
+        assert!(!ids.contains(&fresh_id));
+        // Given back, then the connector reconnects: not lent again either.
+        fresh.give_back();
+        conn.forget();
+        let mut after = conn.own().await.unwrap();
+        assert_ne!(id(after.conn()).await, fresh_id);
+        assert!(conn.generation() > 1);
+    }
+}
