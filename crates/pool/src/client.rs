@@ -110,7 +110,9 @@ impl ClaimRequest {
 
 /// A reusable handle on the pool for routers: one cached connection,
 /// reconnected (through Sentinel when configured) after failures, and the
-/// claim figures.
+/// claim figures. On a replicated Redis each claim runs on a connection of
+/// its own for its write and `WAIT` (up to 32 at once, kept for reuse), so
+/// claims do not wait out each other's `WAIT`.
 #[derive(Clone)]
 pub struct PoolClient {
     inner: Arc<Inner>,
@@ -209,35 +211,68 @@ impl PoolClient {
         replicated: bool,
     ) -> Result<ScriptAnswer, PoolError> {
         let conn_ref = &self.inner.conn;
-        let mut conn = conn_ref.get().await.map_err(PoolError::Unavailable)?;
+        if !replicated {
+            let mut conn = conn_ref.get().await.map_err(PoolError::Unavailable)?;
+            return self.run_claim(&mut conn, hash, claim_id, req).await;
+        }
+        // WAIT blocks the connection it runs on until a replica acks or it
+        // times out, and WAIT covers the writes of its own connection only.
+        // So the claim's write and its WAIT share a connection lent to this
+        // claim alone: on the shared one, every request pipelined behind a
+        // WAIT (other claims, `ls`) would wait out its 250 ms too.
+        let mut own = conn_ref.own().await.map_err(PoolError::Unavailable)?;
+        let parsed = self.run_claim(own.conn(), hash, claim_id, req).await?;
+        if !matches!(parsed, ScriptAnswer::Granted { .. }) {
+            own.give_back();
+            return Ok(parsed);
+        }
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(WAIT_MS)
+            .query_async(own.conn())
+            .await
+            .map_err(|e| {
+                conn_ref.forget();
+                PoolError::Unavailable(e)
+            })?;
+        if acked >= 1 {
+            own.give_back();
+            return Ok(parsed);
+        }
+        match has_replicas(own.conn()).await {
+            Some(false) => {
+                own.give_back();
+                Ok(parsed)
+            }
+            Some(true) => {
+                own.give_back();
+                Err(PoolError::Unconfirmed)
+            }
+            // The connection failed its INFO: not lent again.
+            None => Err(PoolError::Unconfirmed),
+        }
+    }
+
+    /// One run of the claim script on `conn`, parsed.
+    async fn run_claim(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        hash: &str,
+        claim_id: &str,
+        req: &ClaimRequest,
+    ) -> Result<ScriptAnswer, PoolError> {
+        let conn_ref = &self.inner.conn;
         let mut call = scripts::CLAIM.prepare_invoke();
         call.arg(hash).arg(claim_id);
         for (k, v) in &req.selector {
             call.arg(k).arg(v);
         }
-        let answer: String = call.invoke_async(&mut conn).await.map_err(|e| {
+        let answer: String = call.invoke_async(conn).await.map_err(|e| {
             conn_ref.forget();
             PoolError::Unavailable(e)
         })?;
         conn_ref.succeeded();
-        let parsed: ScriptAnswer =
-            serde_json::from_str(&answer).map_err(|_| PoolError::Protocol(answer.clone()))?;
-        if replicated && matches!(parsed, ScriptAnswer::Granted { .. }) {
-            // Same connection, so WAIT covers the claim's write.
-            let acked: i64 = redis::cmd("WAIT")
-                .arg(1)
-                .arg(WAIT_MS)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| {
-                    conn_ref.forget();
-                    PoolError::Unavailable(e)
-                })?;
-            if acked < 1 && has_replicas(&mut conn).await {
-                return Err(PoolError::Unconfirmed);
-            }
-        }
-        Ok(parsed)
+        serde_json::from_str(&answer).map_err(|_| PoolError::Protocol(answer))
     }
 
     /// Every live pod, sorted by id.
@@ -285,18 +320,18 @@ impl PoolClient {
     }
 }
 
-/// Whether the master has a replica attached. A master left alone (its
-/// replica is the one that died) has nothing a failover could promote with
-/// a staler copy, so its claims stand unconfirmed rather than stopping the
-/// fleet; set `min-replicas-to-write` on Redis to refuse instead.
-async fn has_replicas(conn: &mut redis::aio::MultiplexedConnection) -> bool {
+/// Whether the master has a replica attached (`None`: `INFO` failed). A
+/// master left alone (its replica is the one that died) has nothing a
+/// failover could promote with a staler copy, so its claims stand
+/// unconfirmed rather than stopping the fleet; set `min-replicas-to-write`
+/// on Redis to refuse instead.
+async fn has_replicas(conn: &mut redis::aio::MultiplexedConnection) -> Option<bool> {
     let info: redis::RedisResult<String> = redis::cmd("INFO")
         .arg("replication")
         .query_async(conn)
         .await;
-    info.map_or(true, |text| {
-        !text.lines().any(|l| l.trim() == "connected_slaves:0")
-    })
+    info.ok()
+        .map(|text| !text.lines().any(|l| l.trim() == "connected_slaves:0"))
 }
 
 /// Claims one seat on any pod: a one-shot [`PoolClient::claim`].

@@ -9,6 +9,11 @@
 //! error (I/O, timeout, `READONLY`, master not found). Each new connection
 //! gets a new generation number: the pod agent treats a change as "maybe a
 //! failover" and re-asserts what it holds.
+//!
+//! Beside the shared connection, [`Connector::own`] lends a connection to
+//! one caller at a time, from a small bounded set dialled to the same
+//! master: for a request that blocks its connection (`WAIT`), which on the
+//! shared one would hold up every request pipelined behind it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -17,7 +22,12 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{AsyncConnectionConfig, ConnectionAddr, ErrorKind, RedisError, RedisResult};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+mod own;
+
+use own::OWN_MAX;
 
 /// The URL scheme that names Sentinels and a master name.
 pub(crate) const SENTINEL_SCHEME: &str = "redis+sentinel://";
@@ -109,6 +119,16 @@ pub(crate) fn parse_sentinel(rest: &str) -> Result<(Vec<(String, u16)>, String),
     Ok((out, master.to_owned()))
 }
 
+/// The connection to the current master, with what made it.
+#[derive(Clone)]
+struct Cached {
+    conn: MultiplexedConnection,
+    /// The master's address, resolved once per generation: connections of
+    /// their own are dialled to it without asking the Sentinels again.
+    client: redis::Client,
+    generation: u64,
+}
+
 /// A lazily (re)connected multiplexed connection.
 ///
 /// The connection pipelines concurrent requests, so cloning it out of the
@@ -116,7 +136,12 @@ pub(crate) fn parse_sentinel(rest: &str) -> Result<(Vec<(String, u16)>, String),
 /// await.
 pub(crate) struct Connector {
     target: Target,
-    cached: Mutex<Option<MultiplexedConnection>>,
+    cached: Mutex<Option<Cached>>,
+    /// Connections lent by [`Self::own`] and given back healthy, each with
+    /// the generation it was dialled in.
+    idle: Mutex<Vec<(u64, MultiplexedConnection)>>,
+    /// One permit per connection lent ([`OWN_MAX`]).
+    lendable: Semaphore,
     config: AsyncConnectionConfig,
     timeout: Duration,
     /// Bumped on every new connection.
@@ -147,6 +172,8 @@ impl Connector {
         Self {
             target,
             cached: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
+            lendable: Semaphore::new(OWN_MAX),
             config,
             timeout,
             generation: AtomicU64::new(0),
@@ -164,13 +191,17 @@ impl Connector {
 
     /// The cached connection, or a new one (after asking the Sentinels).
     pub(crate) async fn get(&self) -> RedisResult<MultiplexedConnection> {
-        if let Some(conn) = lock(&self.cached).clone() {
-            return Ok(conn);
+        self.current().await.map(|c| c.conn)
+    }
+
+    async fn current(&self) -> RedisResult<Cached> {
+        if let Some(cached) = lock(&self.cached).clone() {
+            return Ok(cached);
         }
         let failures = self.failures.load(Ordering::Relaxed);
         let _one_at_a_time = self.connecting.lock().await;
-        if let Some(conn) = lock(&self.cached).clone() {
-            return Ok(conn);
+        if let Some(cached) = lock(&self.cached).clone() {
+            return Ok(cached);
         }
         if self.failures.load(Ordering::Relaxed) != failures {
             // The attempt we queued behind just failed: share its answer
@@ -187,11 +218,16 @@ impl Connector {
             tokio::time::sleep_until(at.min(Instant::now() + RETRY_MAX)).await;
         }
         match tokio::time::timeout(self.timeout * 2, self.connect()).await {
-            Ok(Ok(conn)) => {
+            Ok(Ok((client, conn))) => {
                 *lock(&self.retry) = (None, RETRY_MIN);
-                self.generation.fetch_add(1, Ordering::Relaxed);
-                *lock(&self.cached) = Some(conn.clone());
-                Ok(conn)
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                let cached = Cached {
+                    conn,
+                    client,
+                    generation,
+                };
+                *lock(&self.cached) = Some(cached.clone());
+                Ok(cached)
             }
             Ok(Err(e)) => {
                 self.failed();
@@ -207,14 +243,15 @@ impl Connector {
         }
     }
 
-    async fn connect(&self) -> RedisResult<MultiplexedConnection> {
+    async fn connect(&self) -> RedisResult<(redis::Client, MultiplexedConnection)> {
         let client = match &self.target {
             Target::Direct(client) => client.clone(),
             Target::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await?,
         };
-        client
+        let conn = client
             .get_multiplexed_async_connection_with_config(&self.config)
-            .await
+            .await?;
+        Ok((client, conn))
     }
 
     /// The number of connections made so far; a change means the next
@@ -234,6 +271,7 @@ impl Connector {
     pub(crate) fn forget(&self) {
         self.up.store(0, Ordering::Relaxed);
         *lock(&self.cached) = None;
+        lock(&self.idle).clear();
     }
 
     /// 1 while the last round trip succeeded, else 0.

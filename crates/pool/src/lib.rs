@@ -23,7 +23,9 @@
 //! - [`scripts`]: the Lua scripts (`src/lua/*.lua`) and the key prefix.
 //! - `conn`: one cached connection with deadlines, found directly or
 //!   through Redis Sentinel (`redis+sentinel://`), rebuilt after every
-//!   error; `token`: minting, deriving and hashing seat tokens.
+//!   error, and a bounded set of connections lent one caller at a time
+//!   (a claim's write and its `WAIT`); `token`: minting, deriving and
+//!   hashing seat tokens.
 
 pub mod agent;
 pub mod allocator;
