@@ -98,6 +98,9 @@ pub struct Metrics {
     pub connections_open: AtomicU64,
     /// Slices written.
     pub slices_sent: AtomicU64,
+    /// Of those, written by the engine's push itself while the writer
+    /// waited (no wake-up for them).
+    pub slices_written_by_push: AtomicU64,
     /// Slices dropped by flow control.
     pub slices_dropped: AtomicU64,
     /// Payload bytes written.

@@ -40,7 +40,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::ids;
-use conn::{Conn, ConnEnd};
+use conn::{Conn, ConnEnd, Lane};
 pub(crate) use machine::{AlreadyEnding, EndRequest};
 pub use machine::{Closed, State};
 use machine::{Link, Machine};
@@ -92,6 +92,9 @@ pub struct Session {
     /// `ready.engine` of this session.
     pub engine_info: Mutex<Value>,
     outbox: Mutex<Outbox>,
+    /// The attached connection's writer, for a push to write through while
+    /// it waits (taken under the outbox lock, after it).
+    lane: Mutex<Option<Box<dyn Lane>>>,
     /// Wakes the attached connection's writer.
     pub(crate) wake: Wake,
     /// The lifecycle. Stepped by the session task only; read by anyone.
@@ -129,6 +132,7 @@ impl Session {
             started_at_ms: ids::now_ms(),
             engine_info: Mutex::new(Value::Null),
             outbox: Mutex::new(Outbox::new(app.config.window, app.config.outbox)),
+            lane: Mutex::new(None),
             wake: Wake::default(),
             machine: Mutex::new(Machine::new(app.config.resume_window)),
             resumes: AtomicU64::new(0),
@@ -145,6 +149,23 @@ impl Session {
 
     pub(crate) fn outbox(&self) -> MutexGuard<'_, Outbox> {
         lock(&self.outbox)
+    }
+
+    /// Installs the writer of `generation` as the lane pushes write
+    /// through, unless a newer connection has taken over already.
+    pub(crate) fn set_lane(&self, generation: u64, lane: Box<dyn Lane>) {
+        let ob = self.outbox();
+        if ob.generation() == generation {
+            *lock(&self.lane) = Some(lane);
+        }
+    }
+
+    /// Removes the lane of `generation` (a newer one stays).
+    pub(crate) fn clear_lane(&self, generation: u64) {
+        let mut lane = lock(&self.lane);
+        if lane.as_ref().is_some_and(|l| l.generation() == generation) {
+            *lane = None;
+        }
     }
 
     /// Asks the session task to attach `conn`: a fresh session's first
@@ -398,16 +419,21 @@ impl SliceSink for Sink {
         let s = &self.0;
         // Counted with the outbox, under the lock this takes anyway: one
         // cache line fewer per slice than a counter of its own.
-        let (result, dropped) = {
+        let (result, dropped, written) = {
             let mut ob = s.outbox();
             let before = ob.counters().slices_dropped;
             let r = ob.push_slice(slice);
-            (r, ob.counters().slices_dropped - before)
+            // The writer waits: write it from here, not through a wake-up.
+            let written = r.is_ok()
+                && ob.writer_waits()
+                && lock(&s.lane).as_ref().is_some_and(|l| l.write_now(&mut ob));
+            (r, ob.counters().slices_dropped - before, written)
         };
         if dropped > 0 {
             s.app.metrics.slices_dropped.fetch_add(dropped, Relaxed);
         }
         match result {
+            Ok(()) if written => {}
             Ok(()) => s.wake.notify(),
             Err(Overflow) => {
                 let _ = s.request_end(EndRequest::Overflow);

@@ -212,6 +212,11 @@ pub static FAMILIES: &[Family] = &[
         |v, _| int(&v.metrics.slices_sent),
     ),
     counter(
+        "seatkeeper_slices_written_by_push_total",
+        "Of the slices written, those the engine's push wrote itself while the connection's writer waited (no wake-up of the writer for them).",
+        |v, _| int(&v.metrics.slices_written_by_push),
+    ),
+    counter(
         "seatkeeper_slices_dropped_total",
         "Slices dropped by flow control.",
         |v, _| int(&v.metrics.slices_dropped),

@@ -4,6 +4,11 @@
 //! stop signal; the writer then says goodbye (an error, a close frame) if the
 //! ending calls for one, under a time bound, and the reader reports the end
 //! to the session task.
+//!
+//! While the writer waits with nothing to send, the engine's push writes a
+//! slice itself through the connection's [`Lane`] (one wake-up and one task
+//! turn fewer per slice); everything else, and anything the socket does not
+//! take at once, is the writer's.
 
 use std::{
     net::SocketAddr,
@@ -22,7 +27,7 @@ use tracing::{debug, error, warn};
 use super::shared::Shared;
 use super::{
     goodbye::{self, Goodbye},
-    outbox::Item,
+    outbox::{Item, Outbox},
     signal::{Side, Stop},
     Event, Session,
 };
@@ -303,6 +308,7 @@ pub(crate) async fn run<S: Io>(
         conn.socket.abort();
         let end = ConnEnd::Lost("internal error".into());
         conn.finish(end.clone());
+        session.clear_lane(generation);
         // Awaited, not tried: a full channel must not lose the report.
         let _ = session
             .events()
@@ -320,6 +326,14 @@ async fn run_attached<S: Io>(
     let app = Arc::clone(&session.app);
     let watch = app.sampler.watch(Arc::clone(&conn.socket), conn.clone());
     let wire = Wire::new(ws);
+    session.set_lane(
+        generation,
+        Box::new(DirectLane {
+            wire: wire.clone(),
+            conn: Arc::clone(conn),
+            generation,
+        }),
+    );
     let mut writer = tokio::spawn(write_loop(
         wire.clone(),
         Arc::clone(session),
@@ -336,6 +350,9 @@ async fn run_attached<S: Io>(
         }
     };
     drop(watch);
+    // The stop is set: no push writes any more; the lane's share of the
+    // stream goes, so the goodbye can have it whole.
+    session.clear_lane(generation);
     let end = conn.ended();
     debug!(session_id = %session.id, conn = conn.id, end = ?end, "connection ending");
     // Report first: a seat is released at once, whatever the goodbye costs.
@@ -508,6 +525,59 @@ pub(crate) fn violation(code: u16, err: &str, message: impl Into<String>) -> Con
     }
 }
 
+/// A connection's writer, from outside its task: see the module docs.
+pub(crate) trait Lane: Send + Sync {
+    /// The writer generation it writes for.
+    fn generation(&self) -> u64;
+
+    /// Called under the outbox lock with a slice just pushed: writes the
+    /// next slice of `ob` now if the writer waits and the stream is free.
+    /// `true` when it went out whole (the writer need not wake); `false`
+    /// when the writer must wake (nothing was written, or part of it waits
+    /// for the writer's flush).
+    fn write_now(&self, ob: &mut Outbox) -> bool;
+}
+
+/// Largest slice payload a push writes itself. Larger ones go through the
+/// writer: the push runs on the engine's pacer, which must not spend a tick
+/// copying megabytes into one socket while other sessions' slices wait.
+const PUSH_WRITE_MAX: usize = 64 << 10;
+
+struct DirectLane<S> {
+    wire: Wire<S>,
+    conn: Arc<Conn>,
+    generation: u64,
+}
+
+impl<S: Io> Lane for DirectLane<S> {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn write_now(&self, ob: &mut Outbox) -> bool {
+        if self.conn.stop.is_stopped() || !ob.writer_waits() {
+            return false;
+        }
+        let mut len = 0;
+        let written = self.wire.write_now(|| {
+            let slice = ob.pop_slice(self.generation, PUSH_WRITE_MAX)?;
+            len = slice.payload.len() as u64;
+            Some(slice)
+        });
+        let Some(whole) = written else {
+            return false;
+        };
+        let metrics = &self.conn.app.metrics;
+        metrics.slices_sent.fetch_add(1, Relaxed);
+        metrics.slices_written_by_push.fetch_add(1, Relaxed);
+        metrics.bytes_sent.fetch_add(len, Relaxed);
+        if !whole {
+            ob.owe_flush();
+        }
+        whole
+    }
+}
+
 async fn next_item(session: &Session, generation: u64) -> Option<(Item, bool)> {
     session
         .wake
@@ -516,8 +586,15 @@ async fn next_item(session: &Session, generation: u64) -> Option<(Item, bool)> {
             match ob.pop(generation) {
                 // Replaced by a newer connection.
                 Err(_) => Some(None),
-                Ok(Some(item)) => Some(Some((item, ob.has_ready()))),
-                Ok(None) => None,
+                Ok(Some(item)) => {
+                    ob.set_writer_waits(generation, false);
+                    Some(Some((item, ob.has_ready())))
+                }
+                Ok(None) => {
+                    // From here a pushed slice may be written by its pusher.
+                    ob.set_writer_waits(generation, true);
+                    None
+                }
             }
         })
         .await
@@ -551,7 +628,7 @@ async fn write_loop<S: Io>(
         let (ping, slice_len) = match &item {
             Item::Ping(p) => (Some(p.clone()), None),
             Item::Slice(s) => (None, Some(s.payload.len() as u64)),
-            Item::Text(_) => (None, None),
+            Item::Text(_) | Item::Flush => (None, None),
         };
         let sent = tokio::select! {
             biased;
@@ -562,6 +639,8 @@ async fn write_loop<S: Io>(
                     // A ping is flushed at once: its end offset is taken after it.
                     Item::Ping(p) => wire.send_ping(p).await,
                     Item::Slice(s) => wire.send_slice(s, flush).await,
+                    // What a slice written by its pusher left queued.
+                    Item::Flush => wire.flush().await,
                 }
             } => r,
         };

@@ -14,6 +14,13 @@
 //!
 //! After a (re)attach the window is reset and the first slice sent is a
 //! keyframe: droppable non-keyframes ahead of it are dropped.
+//!
+//! The outbox also knows whether the writer waits with nothing to send
+//! ([`writer_waits`](Outbox::writer_waits)): then a slice the engine pushes
+//! may be written at once by the pusher ([`pop_slice`](Outbox::pop_slice)),
+//! under this lock, instead of waking the writer for it. A write that the
+//! socket did not take whole owes a flush, which the writer pops first
+//! ([`Item::Flush`]).
 
 use std::collections::VecDeque;
 
@@ -47,6 +54,8 @@ pub enum Item {
     Ping(Bytes),
     /// A stamped slice.
     Slice(Stamped),
+    /// Write out what a slice written by its pusher left queued.
+    Flush,
 }
 
 /// A slice ready for the wire: its stamped header, and its payload, shared
@@ -101,6 +110,10 @@ pub struct Outbox {
     next_seq: u64,
     need_keyframe: bool,
     generation: u64,
+    /// The writer of this generation found nothing to send and waits.
+    writer_waits: bool,
+    /// A slice written by its pusher left bytes queued on the connection.
+    flush_owed: bool,
     counters: Counters,
 }
 
@@ -120,6 +133,8 @@ impl Outbox {
             next_seq: 1,
             need_keyframe: false,
             generation: 0,
+            writer_waits: false,
+            flush_owed: false,
             counters: Counters::default(),
         }
     }
@@ -135,7 +150,54 @@ impl Outbox {
         self.in_flight.clear();
         self.in_flight_bytes = 0;
         self.need_keyframe = true;
+        self.writer_waits = false;
+        self.flush_owed = false;
         self.generation
+    }
+
+    /// Records whether the writer of `generation` waits with nothing to
+    /// send (it says so each time it looks and finds nothing, and stops
+    /// saying so when it takes an item).
+    pub fn set_writer_waits(&mut self, generation: u64, waits: bool) {
+        if generation == self.generation {
+            self.writer_waits = waits;
+        }
+    }
+
+    /// Whether the current writer waits with nothing to send.
+    pub fn writer_waits(&self) -> bool {
+        self.writer_waits
+    }
+
+    /// The next item, if it is a slice of at most `max_len` payload bytes,
+    /// for a pusher writing it itself while the writer of `generation`
+    /// waits: `None` if that writer does not wait, was replaced, owes a
+    /// flush, or anything else is ready first (a control message, the
+    /// ping, `stats`, a larger slice: the writer sends those).
+    pub fn pop_slice(&mut self, generation: u64, max_len: usize) -> Option<Stamped> {
+        let first = self.writer_waits
+            && !self.flush_owed
+            && self.control.is_empty()
+            && self.ping.is_none()
+            && self.stats.is_none()
+            && self
+                .pending
+                .front()
+                .is_some_and(|s| s.frame.payload_len() <= max_len);
+        if !first {
+            return None;
+        }
+        match self.pop(generation) {
+            Ok(Some(Item::Slice(s))) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A slice written by its pusher left bytes queued: the writer pops
+    /// [`Item::Flush`] next.
+    pub fn owe_flush(&mut self) {
+        self.flush_owed = true;
+        self.writer_waits = false;
     }
 
     /// The current connection generation.
@@ -205,6 +267,9 @@ impl Outbox {
         if generation != self.generation {
             return Err(Replaced);
         }
+        if std::mem::take(&mut self.flush_owed) {
+            return Ok(Some(Item::Flush));
+        }
         if let Some(text) = self.control.pop_front() {
             return Ok(Some(Item::Text(text)));
         }
@@ -257,7 +322,8 @@ impl Outbox {
 
     /// Whether [`pop`](Self::pop) would return something now.
     pub fn has_ready(&self) -> bool {
-        !self.control.is_empty()
+        self.flush_owed
+            || !self.control.is_empty()
             || self.ping.is_some()
             || self.stats.is_some()
             || self

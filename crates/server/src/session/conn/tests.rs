@@ -185,9 +185,11 @@ fn slice(flags: u8, timestamp_us: u64, payload: &[u8]) -> Slice {
     }
 }
 
-fn push(session: &Session, s: Slice) {
-    session.outbox().push_slice(s).expect("room");
-    session.wake.notify();
+/// Pushes as the engine does: written at once while the writer waits, or
+/// queued and the writer woken.
+fn push(session: &Arc<Session>, s: Slice) {
+    use seatkeeper_engine::SliceSink;
+    crate::session::Sink(Arc::clone(session)).push(s);
 }
 
 /// A slice as the client got it: header and payload.
@@ -479,4 +481,61 @@ async fn until(check: impl Fn() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     false
+}
+
+fn written_by_push(app: &Shared) -> u64 {
+    app.metrics
+        .slices_written_by_push
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// While the writer waits, a pushed slice is written by the push itself
+/// (no wake-up); a control message still goes through the writer, in order.
+#[tokio::test]
+async fn a_slice_pushed_while_the_writer_waits_is_written_by_the_push() {
+    let mut h = harness(Config::default()).await;
+    assert!(until(|| h.session.outbox().writer_waits()).await);
+    push(&h.session, slice(0, 1, b"first"));
+    let (head, payload) = binary(&mut h.client).await;
+    assert_eq!((head.seq, &payload[..]), (1, &b"first"[..]));
+    assert_eq!(written_by_push(&h.app), 1);
+    h.session
+        .send_control(&seatkeeper_protocol::ServerMsg::error("x", "note"));
+    assert!(text(&mut h.client).await.contains("note"));
+    assert!(until(|| h.session.outbox().writer_waits()).await);
+    push(&h.session, slice(0, 2, b"second"));
+    assert_eq!(binary(&mut h.client).await.0.seq, 2);
+    assert_eq!(written_by_push(&h.app), 2);
+}
+
+/// A slice pushed while the writer waits, larger than the pipe: the push
+/// writes what the pipe takes and the writer the rest, with nothing else
+/// pushed to wake it; what comes after follows whole and in order. A slice
+/// over the push's limit is the writer's from the start.
+#[tokio::test]
+async fn a_pushed_slice_the_pipe_cannot_take_whole_is_finished_by_the_writer() {
+    let (app, session, mut client, _fd, _events) = small_pipe_wide_window().await;
+    assert!(text(&mut client).await.contains("ready"));
+    assert!(until(|| session.outbox().writer_waits()).await);
+    let big: Vec<u8> = (0..super::PUSH_WRITE_MAX as u32)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    push(&session, slice(0, 1, &big));
+    assert_eq!(written_by_push(&app), 1, "the push wrote the start of it");
+    // Nothing else is pushed: the writer alone must finish it.
+    let (head, payload) = binary(&mut client).await;
+    assert_eq!(head.seq, 1);
+    assert!(payload == big, "the big slice arrived whole");
+    session.send_control(&seatkeeper_protocol::ServerMsg::error("x", "after"));
+    push(&session, slice(0, 2, b"small"));
+    assert!(text(&mut client).await.contains("after"));
+    let (head, payload) = binary(&mut client).await;
+    assert_eq!((head.seq, &payload[..]), (2, &b"small"[..]));
+    assert!(until(|| session.outbox().writer_waits()).await);
+    let pushed = written_by_push(&app);
+    let over = vec![7u8; super::PUSH_WRITE_MAX + 1];
+    push(&session, slice(0, 3, &over));
+    let (head, payload) = binary(&mut client).await;
+    assert_eq!((head.seq, payload.len()), (3, over.len()));
+    assert_eq!(written_by_push(&app), pushed, "the writer wrote it");
 }

@@ -11,6 +11,12 @@
 //! tungstenite's buffer. Pings still go through tungstenite and are flushed
 //! at once (the ping clock takes the stream offset after one).
 //!
+//! A slice can also be written from outside the writer, by the engine's
+//! push while the writer waits ([`Wire::write_now`]): only if nobody else is
+//! in the stream and nothing is queued, so frames stay whole and in order;
+//! what the socket does not take then waits in the queue for the writer's
+//! flush.
+//!
 //! Both kinds of frame reach the socket through one [`WriteThrough`] queue,
 //! which only ever takes whole frames, in order, so they never interleave.
 //! Once the reader has seen the peer's close frame (tungstenite will echo
@@ -24,7 +30,7 @@ use std::{
     future::poll_fn,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
-    task::{ready, Poll},
+    task::{ready, Context, Poll, Waker},
 };
 
 use bytes::Bytes;
@@ -120,6 +126,13 @@ pub(crate) fn frame_head(opcode: u8, len: usize) -> ([u8; MAX_HEAD], usize) {
     }
 }
 
+/// A slice's frame header and slice header, as one piece.
+fn slice_head(slice: &Stamped) -> ([u8; MAX_HEAD], usize) {
+    let (mut head, n) = frame_head(OP_BINARY, slice.len());
+    head[n..n + SLICE_HEADER_LEN].copy_from_slice(&slice.header);
+    (head, n + SLICE_HEADER_LEN)
+}
+
 impl<S: Io> Wire<S> {
     /// Shares `ws` between a reader and a writer.
     pub fn new(ws: WsOver<S>) -> Self {
@@ -163,10 +176,31 @@ impl<S: Io> Wire<S> {
     /// A slice: one binary frame, its slice header sent with the frame's
     /// own and its payload straight from the shared buffer.
     pub async fn send_slice(&self, slice: Stamped, flush: bool) -> Result<(), SendError> {
-        let (mut head, n) = frame_head(OP_BINARY, slice.len());
-        head[n..n + SLICE_HEADER_LEN].copy_from_slice(&slice.header);
-        self.send_frame(&head[..n + SLICE_HEADER_LEN], slice.payload, flush)
-            .await
+        let (head, n) = slice_head(&slice);
+        self.send_frame(&head[..n], slice.payload, flush).await
+    }
+
+    /// Writes a slice now, from outside the writer, if the stream is free:
+    /// nobody else is in it, nothing is queued, the peer has not closed.
+    /// Only then is `take` asked for the slice, so a write declined leaves
+    /// the outbox as it was. `None`: declined, or `take` had nothing;
+    /// `Some(true)`: the socket took the whole frame; `Some(false)`: part
+    /// of it (or, after a failed write, all of it) waits in the queue, and
+    /// the writer must flush it — it then also meets the failure itself.
+    pub fn write_now(&self, take: impl FnOnce() -> Option<Stamped>) -> Option<bool> {
+        let mut inner = self.0.try_lock().ok()?;
+        if inner.peer_closed || inner.ws.get_ref().queued() > 0 {
+            return None;
+        }
+        let slice = take()?;
+        let (head, n) = slice_head(&slice);
+        let io = inner.ws.get_mut();
+        io.push(&head[..n], slice.payload);
+        // No task waits on this write: a socket that takes only part of it
+        // keeps this waker for its next writable edge, until the writer's
+        // flush registers its own.
+        let mut cx = Context::from_waker(Waker::noop());
+        Some(matches!(io.poll_drain(&mut cx), Poll::Ready(Ok(()))))
     }
 
     async fn send_data(&self, opcode: u8, body: Bytes, flush: bool) -> Result<(), SendError> {

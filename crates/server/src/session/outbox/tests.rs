@@ -170,3 +170,56 @@ proptest! {
         prop_assert_eq!(c.slices_sent + c.slices_dropped + o.pending.len() as u64, pushed);
     }
 }
+
+#[test]
+fn a_pusher_may_write_a_slice_only_while_the_writer_waits_and_nothing_else_is_ready() {
+    let mut o = outbox(16, 1 << 20);
+    let g = o.generation();
+    o.push_slice(slice(D, 10)).unwrap();
+    assert_eq!(o.pop_slice(g, 64), None, "the writer has not said it waits");
+    o.set_writer_waits(g + 1, true);
+    assert_eq!(o.pop_slice(g, 64), None, "a stranger's word is ignored");
+    o.set_writer_waits(g, true);
+    assert_eq!(
+        o.pop_slice(g + 1, 64),
+        None,
+        "a stale generation gets nothing"
+    );
+    let s = o.pop_slice(g, 64).expect("the writer waits");
+    assert_eq!(SliceHeader::decode(&s.header).unwrap().seq, 1);
+    assert_eq!(o.counters().slices_sent, 1);
+    o.push_slice(slice(D, 65)).unwrap();
+    assert_eq!(o.pop_slice(g, 64), None, "a larger slice is the writer's");
+    assert!(matches!(o.pop(g).unwrap(), Some(Item::Slice(_))));
+    for ready_first in 0..3 {
+        o.push_slice(slice(D, 10)).unwrap();
+        match ready_first {
+            0 => o.push_control("note".into()).unwrap(),
+            1 => o.set_ping(Bytes::from_static(b"p")),
+            _ => o.set_stats("stats".into()),
+        }
+        assert_eq!(o.pop_slice(g, 64), None, "the writer sends what is ahead");
+        assert!(!matches!(o.pop(g).unwrap(), Some(Item::Slice(_))));
+        assert!(matches!(o.pop(g).unwrap(), Some(Item::Slice(_))));
+    }
+}
+
+#[test]
+fn a_flush_owed_comes_first_and_a_new_writer_owes_nothing() {
+    let mut o = outbox(4, 1 << 20);
+    let g = o.generation();
+    o.set_writer_waits(g, true);
+    o.push_slice(slice(D, 10)).unwrap();
+    o.pop_slice(g, 64).expect("written by the pusher");
+    o.owe_flush();
+    assert!(!o.writer_waits(), "the writer is woken for the flush");
+    o.push_control("note".into()).unwrap();
+    assert!(o.has_ready());
+    assert_eq!(o.pop(g).unwrap(), Some(Item::Flush));
+    assert_eq!(o.pop(g).unwrap(), Some(Item::Text("note".into())));
+    o.set_writer_waits(g, true);
+    o.owe_flush();
+    let g2 = o.attach();
+    assert!(!o.writer_waits() && !o.has_ready());
+    assert_eq!(o.pop(g2).unwrap(), None);
+}
