@@ -1,6 +1,7 @@
 """SVG plots of the scale curve (bench/curve.sh output), seatkeeper against
-the plain tokio-tungstenite peer: CPU per delivered slice, RSS per session,
-delivered fraction and lateness, each against sessions (log scale).
+the plain tokio-tungstenite peer (and floor-peer, where a run has it): CPU
+per delivered slice, RSS per session, delivered fraction and lateness, each
+against sessions (log scale).
 
     python3 bench/plot_curve.py [bench/results/curve.json [out.svg]]
 
@@ -16,8 +17,12 @@ from html import escape
 SRC = sys.argv[1] if len(sys.argv) > 1 else "bench/results/curve.json"
 OUT = sys.argv[2] if len(sys.argv) > 2 else SRC.rsplit(".", 1)[0] + ".svg"
 
-COLORS = {"seatkeeper": "#1f77b4", "tt-peer": "#d62728"}
-LABELS = {"seatkeeper": "seatkeeper", "tt-peer": "plain tokio-tungstenite"}
+COLORS = {"seatkeeper": "#1f77b4", "tt-peer": "#d62728", "floor-peer": "#2ca02c"}
+LABELS = {
+    "seatkeeper": "seatkeeper",
+    "tt-peer": "plain tokio-tungstenite",
+    "floor-peer": "the floor (floor-peer)",
+}
 
 rows = {}
 for line in open(SRC):

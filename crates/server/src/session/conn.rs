@@ -559,13 +559,24 @@ impl<S: Io> Lane for DirectLane<S> {
             return false;
         }
         let mut len = 0;
-        let written = self.wire.write_now(|| {
-            let slice = ob.pop_slice(self.generation, PUSH_WRITE_MAX)?;
-            len = slice.payload.len() as u64;
-            Some(slice)
-        });
-        let Some(whole) = written else {
-            return false;
+        // This runs on the engine's pacer, for every session it serves: a
+        // panic here ends this connection (as in its own task), not them.
+        let written = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.wire.write_now(|| {
+                let slice = ob.pop_slice(self.generation, PUSH_WRITE_MAX)?;
+                len = slice.payload.len() as u64;
+                Some(slice)
+            })
+        }));
+        let whole = match written {
+            Ok(Some(whole)) => whole,
+            Ok(None) => return false,
+            Err(_) => {
+                error!(session_id = %self.conn.session_id, conn = self.conn.id, "writing a pushed slice panicked; treating the transport as lost");
+                self.conn.socket.abort();
+                self.conn.finish(ConnEnd::Lost("internal error".into()));
+                return false;
+            }
         };
         let metrics = &self.conn.app.metrics;
         metrics.slices_sent.fetch_add(1, Relaxed);
