@@ -288,9 +288,15 @@ impl Session {
                 if let Some(ms) = buffer_ms {
                     self.buffer_ms.store(ms.to_bits(), Relaxed);
                 }
-                let acked = self.outbox().ack(seq);
+                let acked = {
+                    let mut ob = self.outbox();
+                    ob.ack(seq).map(|()| ob.has_ready())
+                };
                 match acked {
-                    Ok(()) => self.wake.notify(),
+                    // The writer wakes only for what the ack lets out (a
+                    // slice that waited on the window), not once per ack.
+                    Ok(true) => self.wake.notify(),
+                    Ok(false) => {}
                     Err(ahead) => self.send_control(&ServerMsg::error(
                         "bad_ack",
                         format!("ack {seq} is ahead of the last slice sent ({})", ahead.sent),

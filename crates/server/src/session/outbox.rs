@@ -322,14 +322,19 @@ impl Outbox {
 
     /// Whether [`pop`](Self::pop) would return something now.
     pub fn has_ready(&self) -> bool {
+        // The slice pop would send: past the ones it drops for a keyframe.
+        let next = if self.need_keyframe {
+            self.pending
+                .iter()
+                .find(|s| s.flags & FLAG_KEYFRAME != 0 || !is_droppable(s))
+        } else {
+            self.pending.front()
+        };
         self.flush_owed
             || !self.control.is_empty()
             || self.ping.is_some()
             || self.stats.is_some()
-            || self
-                .pending
-                .front()
-                .is_some_and(|s| self.window_admits(s.frame.payload_len() as u64))
+            || next.is_some_and(|s| self.window_admits(s.frame.payload_len() as u64))
     }
 
     /// The `seq` of the last slice sent (0 before the first).

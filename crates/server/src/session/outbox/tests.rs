@@ -169,6 +169,38 @@ proptest! {
         let c = o.counters();
         prop_assert_eq!(c.slices_sent + c.slices_dropped + o.pending.len() as u64, pushed);
     }
+
+    /// `has_ready` says exactly whether `pop` would give something: the
+    /// writer is woken after an ack only when it says so.
+    #[test]
+    fn has_ready_is_exactly_whether_pop_gives_something(
+        ops in proptest::collection::vec((0u8..7, 1usize..300), 1..300),
+        slices in 1u32..6,
+        bytes in 100u64..1000,
+    ) {
+        let mut o = outbox(slices, bytes);
+        let mut g = o.generation();
+        for (op, n) in ops {
+            match op {
+                0 => { let _ = o.push_slice(slice(D, n)); }
+                1 => { let _ = o.push_slice(slice(DK, n)); }
+                2 => { let _ = o.push_slice(slice(0, n)); }
+                3 | 4 => {
+                    let ready = o.has_ready();
+                    let got = o.pop(g).unwrap();
+                    prop_assert_eq!(ready, got.is_some(), "{:?}", got);
+                }
+                5 => {
+                    let sent = o.sent_seq();
+                    if sent > 0 {
+                        o.ack(1 + n as u64 % sent).unwrap();
+                    }
+                }
+                _ if n % 7 == 0 => g = o.attach(),
+                _ => { let _ = o.push_control(format!("c{n}")); }
+            }
+        }
+    }
 }
 
 #[test]
