@@ -205,3 +205,11 @@ def test_stop_cuts_short_the_hold_after_a_refusal(runtime, engine_server, caplog
     assert one_session(server) == "live"
     live.stop()
     live.join()
+
+
+def test_the_thread_runtime_still_refuses_a_negative_retry_interval(tmp_dir):
+    # time.sleep raised ValueError for it; the interruptible wait must not
+    # turn it into a wait of 0 (a busy loop of connect attempts).
+    engine = Engine()
+    with pytest.raises(ValueError):
+        engine.run(f"unix:{tmp_dir / 'nobody.sock'}", retry_interval=-1.0)

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 from typing import Any, Dict, Optional
 
 from .. import _wire
@@ -108,7 +109,7 @@ class Engine:
             try:
                 sock = _connect(address)
             except OSError as e:
-                self._stopped.wait(retry.connect_failed(e))
+                self._wait(retry.connect_failed(e))
                 continue
             retry.connected()
             try:
@@ -116,13 +117,21 @@ class Engine:
             except CONNECTION_ENDED as e:
                 hold = retry.connection_ended(e, self._stopping)
                 if hold is not None:
-                    self._stopped.wait(hold)
+                    self._wait(hold)
             finally:
                 sock.close()
             delay = retry.next_delay(self._stopping)
             if delay is None:
                 break
-            self._stopped.wait(delay)
+            self._wait(delay)
+
+    def _wait(self, delay: float) -> None:
+        """``time.sleep(delay)``, ended early by :meth:`stop`. A delay
+        ``time.sleep`` refuses (negative, NaN) raises its error still:
+        ``Event.wait`` would take it as 0 and run would spin."""
+        if not delay >= 0:
+            time.sleep(delay)
+        self._stopped.wait(delay)
 
     def _serve(self, sock: Any) -> None:
         link = _Link(sock)
