@@ -135,7 +135,9 @@ def test_a_refused_standby_engine_takes_over_when_the_live_one_stops(
     server, address = engine_server
     live = Background(runtime, address, "live", retry_interval=0.05)
     server.wait_ready()
-    assert live.welcomed.is_set()
+    # /readyz is 200 once the server took the hello; the welcome may still
+    # be on its way to the engine.
+    wait_for(live.welcomed.is_set, "the live engine's welcome", server)
     standby = Background(runtime, address, "standby", retry_interval=0.05)
     wait_for(lambda: "seatkeeper refused this engine" in caplog.text, "engine_busy", server)
     assert one_session(server) == "live"
