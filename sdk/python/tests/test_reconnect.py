@@ -1,6 +1,7 @@
 """Both engine runtimes' reconnect loop against the real binary: waiting for
 the server, reconnecting after a restart, a standby engine taking over after
-engine_busy, and giving up without ``reconnect``."""
+engine_busy, giving up without ``reconnect``, and ``stop()`` cutting a wait
+short."""
 
 import asyncio
 import logging
@@ -65,8 +66,8 @@ class Background:
         else:
             self.engine.stop()
 
-    def join(self) -> None:
-        self._thread.join(SOON)
+    def join(self, timeout: float = SOON) -> None:
+        self._thread.join(timeout)
         assert not self._thread.is_alive(), "run() did not return"
         assert self.error is None, repr(self.error)
 
@@ -134,7 +135,9 @@ def test_a_refused_standby_engine_takes_over_when_the_live_one_stops(
     server, address = engine_server
     live = Background(runtime, address, "live", retry_interval=0.05)
     server.wait_ready()
-    assert live.welcomed.is_set()
+    # /readyz is 200 once the server took the hello; the welcome may still
+    # be on its way to the engine.
+    wait_for(live.welcomed.is_set, "the live engine's welcome", server)
     standby = Background(runtime, address, "standby", retry_interval=0.05)
     wait_for(lambda: "seatkeeper refused this engine" in caplog.text, "engine_busy", server)
     assert one_session(server) == "live"
@@ -165,3 +168,50 @@ def test_without_reconnect_run_returns_after_a_refusal_or_a_lost_connection(
     server.stop()
     live.join()     # the server is gone: run returns
     assert "connection to seatkeeper lost" in caplog.text
+
+
+#: A retry wait far longer than the bound on ``stop()`` below: an engine that
+#: sleeps it out instead of waking on stop fails the test.
+LONG_RETRY_S = 30.0
+STOP_BOUND_S = 5.0
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_stop_cuts_short_the_wait_for_a_server_that_does_not_listen(
+        runtime, tmp_dir, caplog):
+    caplog.set_level(logging.INFO, logger="seatkeeper.engine")
+    address = f"unix:{tmp_dir / 'nobody.sock'}"
+    engine = Background(runtime, address, "patient", retry_interval=LONG_RETRY_S)
+    # The first try failed: the engine now waits LONG_RETRY_S before the next.
+    wait_for(lambda: "waiting for seatkeeper" in caplog.text, "the engine to try")
+    assert engine.running
+    engine.stop()
+    engine.join(STOP_BOUND_S)
+    assert "connected to seatkeeper" not in caplog.text
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_stop_cuts_short_the_hold_after_a_refusal(runtime, engine_server, caplog):
+    caplog.set_level(logging.INFO, logger="seatkeeper.engine")
+    server, address = engine_server
+    live = Background(runtime, address, "live", retry_interval=0.05)
+    server.wait_ready()
+    # Refused (engine_busy): the standby holds off max(LONG_RETRY_S, 1) s.
+    standby = Background(runtime, address, "standby", retry_interval=LONG_RETRY_S)
+    wait_for(lambda: "seatkeeper refused this engine" in caplog.text, "engine_busy", server)
+    assert standby.running
+    standby.stop()
+    standby.join(STOP_BOUND_S)
+    assert not standby.welcomed.is_set() and not standby.served
+    # Only the standby stopped: the live engine still serves.
+    assert one_session(server) == "live"
+    live.stop()
+    live.join()
+
+
+def test_the_thread_runtime_still_refuses_a_negative_retry_interval(tmp_dir):
+    # time.sleep raised ValueError for it; the interruptible wait must not
+    # turn it into a wait of 0 (a busy loop of connect attempts).
+    engine = Engine()
+    with pytest.raises(ValueError):
+        engine.run(f"unix:{tmp_dir / 'nobody.sock'}", retry_interval=-1.0)

@@ -2,7 +2,8 @@
 
 A pure, synchronous object: it says how long to wait before the next
 attempt, when to give up and when to start over, and never sleeps itself.
-The thread engine drives it with ``time.sleep``, the asyncio engine and the
+The thread engine waits its delays on a ``threading.Event`` (``stop()``
+ends the wait), the asyncio engine on an asyncio timer (likewise), and the
 client with ``asyncio.sleep``.
 
 The client's delays are exponential with full jitter: a uniform draw in

@@ -61,6 +61,8 @@ class AsyncEngine:
         self._stall_warning_s = stall_warning_s
         self._link: Optional[AioLink] = None
         self._stopping = False
+        # The wait between attempts run() is in, if any: stop() ends it.
+        self._pause: Optional["asyncio.Future[None]"] = None
         self._tasks: Set["asyncio.Task[None]"] = set()
         self.welcome: Optional[Dict[str, Any]] = None
         self.connected = asyncio.Event() if _loop_running() else None
@@ -89,10 +91,14 @@ class AsyncEngine:
             {"type": "error", "code": code, "message": message})
 
     def stop(self) -> None:
-        """Makes :meth:`run` return."""
+        """Makes :meth:`run` return: it closes the connection, and a wait
+        between attempts ends at once."""
         self._stopping = True
         if self._link is not None:
             self._link.close()
+        pause = self._pause
+        if pause is not None and not pause.done():
+            pause.set_result(None)
 
     # -- the loop -----------------------------------------------------------
 
@@ -109,6 +115,7 @@ class AsyncEngine:
 
         Waits for the server to listen, reconnects after a lost connection
         (if ``reconnect``), and backs off while another engine is connected.
+        :meth:`stop` ends a wait between attempts at once.
         """
         if self.connected is None:
             self.connected = asyncio.Event()
@@ -119,7 +126,7 @@ class AsyncEngine:
                 try:
                     sock = await _connect(address)
                 except OSError as e:
-                    await asyncio.sleep(retry.connect_failed(e))
+                    await self._wait(retry.connect_failed(e))
                     continue
                 retry.connected()
                 try:
@@ -127,17 +134,31 @@ class AsyncEngine:
                 except CONNECTION_ENDED as e:
                     hold = retry.connection_ended(e, self._stopping)
                     if hold is not None:
-                        await asyncio.sleep(hold)
+                        await self._wait(hold)
                 finally:
                     sock.close()
                 delay = retry.next_delay(self._stopping)
                 if delay is None:
                     break
-                await asyncio.sleep(delay)
+                await self._wait(delay)
         finally:
             watchdog.cancel()
             for task in list(self._tasks):
                 task.cancel()
+
+    async def _wait(self, delay: float) -> None:
+        """``asyncio.sleep(delay)`` (the same timer), ended early by :meth:`stop`."""
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        pause: "asyncio.Future[None]" = loop.create_future()
+        timer = loop.call_later(delay, _wake, pause)
+        self._pause = pause
+        try:
+            await pause
+        finally:
+            timer.cancel()
+            self._pause = None
 
     async def _serve(self, sock: socket.socket) -> None:
         link = AioLink(sock, high_water=self._high_water)
@@ -235,6 +256,11 @@ class AsyncEngine:
                 last_warning = time.monotonic()
                 log.warning("the event loop stalled for %.2f s: a blocking call in a "
                             "coroutine delays every session (use asyncio.to_thread)", lag)
+
+
+def _wake(pause: "asyncio.Future[None]") -> None:
+    if not pause.done():
+        pause.set_result(None)
 
 
 def _loop_running() -> bool:

@@ -3,8 +3,9 @@
 Both runtimes connect, serve until the connection ends, and go again. The
 decisions between those steps (how long to wait, what to log, when to stop
 trying) are the same for both and live here, in one synchronous object:
-:class:`Engine` drives it with ``time.sleep``, :class:`AsyncEngine` with
-``asyncio.sleep``. Its delays come from the package's one backoff policy
+:class:`Engine` waits its delays on a ``threading.Event``,
+:class:`AsyncEngine` on an asyncio timer, so that ``stop()`` ends a wait at
+once. Its delays come from the package's one backoff policy
 (:class:`seatkeeper._backoff.Backoff`), at a fixed interval.
 """
 

@@ -1,6 +1,7 @@
 """The thread SDK's :class:`Engine`: the connection loop and the callbacks."""
 
 import logging
+import threading
 import time
 from typing import Any, Dict, Optional
 
@@ -31,6 +32,8 @@ class Engine:
         self._warm = warm
         self._link: Optional[_Link] = None
         self._stopping = False
+        # Set by stop(): wakes run() from a retry wait or a refusal's hold.
+        self._stopped = threading.Event()
 
     # -- callbacks (run on the reader thread; keep them short) --------------
 
@@ -84,8 +87,10 @@ class Engine:
             {"type": "error", "code": code, "message": message})
 
     def stop(self) -> None:
-        """Makes :meth:`run` return (from any thread)."""
+        """Makes :meth:`run` return (from any thread): it closes the
+        connection, and a wait between attempts ends at once."""
         self._stopping = True
+        self._stopped.set()
         link = self._link
         if link is not None:
             link.close()
@@ -97,13 +102,14 @@ class Engine:
 
         Waits for the server to listen, reconnects after a lost connection
         (if ``reconnect``), and backs off while another engine is connected.
+        :meth:`stop` ends a wait between attempts at once.
         """
         retry = Reconnect(address, reconnect, retry_interval)
         while not self._stopping:
             try:
                 sock = _connect(address)
             except OSError as e:
-                time.sleep(retry.connect_failed(e))
+                self._wait(retry.connect_failed(e))
                 continue
             retry.connected()
             try:
@@ -111,13 +117,21 @@ class Engine:
             except CONNECTION_ENDED as e:
                 hold = retry.connection_ended(e, self._stopping)
                 if hold is not None:
-                    time.sleep(hold)
+                    self._wait(hold)
             finally:
                 sock.close()
             delay = retry.next_delay(self._stopping)
             if delay is None:
                 break
+            self._wait(delay)
+
+    def _wait(self, delay: float) -> None:
+        """``time.sleep(delay)``, ended early by :meth:`stop`. A delay
+        ``time.sleep`` refuses (negative, NaN) raises its error still:
+        ``Event.wait`` would take it as 0 and run would spin."""
+        if not delay >= 0:
             time.sleep(delay)
+        self._stopped.wait(delay)
 
     def _serve(self, sock: Any) -> None:
         link = _Link(sock)
