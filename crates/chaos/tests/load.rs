@@ -23,6 +23,11 @@ async fn fifty_sessions_stream_on_time_and_give_their_seats_back() {
     assert_eq!(r.seats_held_after, Some(0), "{}", r.to_json_line());
     let p99 = r.latency.p99_us.expect("latency samples");
     assert!(p99 < 200_000, "p99 {p99} µs");
+    // Every session said bye and closed, none just went.
+    let byes = s
+        .metric("seatkeeper_sessions_ended_total{reason=\"bye\"}")
+        .await;
+    assert_eq!(byes, Some(50.0), "{}", s.log_text());
 }
 
 #[tokio::test]
