@@ -77,3 +77,54 @@ impl AsyncWrite for PipeEnd {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
+
+/// A stream that, like TLS, takes every write into a buffer of its own and
+/// sends it on only when flushed (and does not write vectored).
+pub(crate) struct HeldUntilFlush<T> {
+    inner: T,
+    held: Vec<u8>,
+}
+
+impl<T> HeldUntilFlush<T> {
+    pub(crate) fn new(inner: T) -> Self {
+        Self {
+            inner,
+            held: Vec::new(),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for HeldUntilFlush<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for HeldUntilFlush<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.held.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        while !this.held.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, &this.held))?;
+            this.held.drain(..n);
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -33,7 +33,7 @@ use tokio_tungstenite::{
 use tokio_util::sync::CancellationToken;
 
 use super::{wire::frame_head, Conn, ConnEnd};
-use crate::test_io::PipeEnd;
+use crate::test_io::{HeldUntilFlush, PipeEnd};
 use crate::{
     config::Config, session::shared::Shared, session::Event, session::Session,
     write_through::WriteThrough,
@@ -76,14 +76,24 @@ async fn connect(
     session: &Arc<Session>,
     pipe: usize,
 ) -> (Arc<Conn>, Client, Fd) {
+    connect_over(app, session, pipe, |p| p).await
+}
+
+/// [`connect`], with the server's end of the pipe wrapped by `wrap`.
+async fn connect_over<S: super::Io>(
+    app: &Arc<Shared>,
+    session: &Arc<Session>,
+    pipe: usize,
+    wrap: impl FnOnce(PipeEnd) -> S,
+) -> (Arc<Conn>, Client, Fd) {
     let (a, b) = UnixStream::pair().expect("socketpair");
     let socket = Arc::new(SocketHandle::new(a.as_raw_fd()));
     let fd = Fd(Arc::clone(&socket), Some((a, b)));
     let (server_end, client_end) = tokio::io::duplex(pipe);
-    let io = WriteThrough::new(PipeEnd {
+    let io = WriteThrough::new(wrap(PipeEnd {
         io: server_end,
         socket: Some(Arc::clone(&socket)),
-    });
+    }));
     let config = WebSocketConfig::default()
         .max_message_size(Some(app.config.max_message_bytes))
         .max_frame_size(Some(app.config.max_message_bytes));
@@ -538,4 +548,21 @@ async fn a_pushed_slice_the_pipe_cannot_take_whole_is_finished_by_the_writer() {
     let (head, payload) = binary(&mut client).await;
     assert_eq!((head.seq, payload.len()), (3, over.len()));
     assert_eq!(written_by_push(&app), pushed, "the writer wrote it");
+}
+
+/// Over a stream that holds what it is given until flushed (as TLS holds
+/// its records), a slice the push writes still goes out with nothing else
+/// written after it.
+#[tokio::test]
+async fn a_pushed_slice_goes_out_through_a_stream_that_holds_writes_until_flushed() {
+    let app = app(Config::default());
+    let (session, _events) = Session::new(&app, None);
+    let (_conn, mut client, _fd) =
+        connect_over(&app, &session, 64 << 10, HeldUntilFlush::new).await;
+    assert!(text(&mut client).await.contains("ready"));
+    assert!(until(|| session.outbox().writer_waits()).await);
+    push(&session, slice(0, 1, b"held"));
+    let (head, payload) = binary(&mut client).await;
+    assert_eq!((head.seq, &payload[..]), (1, &b"held"[..]));
+    assert_eq!(written_by_push(&app), 1);
 }

@@ -185,8 +185,9 @@ impl<S: Io> Wire<S> {
     /// Only then is `take` asked for the slice, so a write declined leaves
     /// the outbox as it was. `None`: declined, or `take` had nothing;
     /// `Some(true)`: the socket took the whole frame; `Some(false)`: part
-    /// of it (or, after a failed write, all of it) waits in the queue, and
-    /// the writer must flush it — it then also meets the failure itself.
+    /// of it (or, after a failed write, all of it) waits in the queue or in
+    /// the stream's own buffer, and the writer must flush it — it then also
+    /// meets the failure itself.
     pub fn write_now(&self, take: impl FnOnce() -> Option<Stamped>) -> Option<bool> {
         let mut inner = self.0.try_lock().ok()?;
         if inner.peer_closed || inner.ws.get_ref().queued() > 0 {
@@ -198,9 +199,13 @@ impl<S: Io> Wire<S> {
         io.push(&head[..n], slice.payload);
         // No task waits on this write: a socket that takes only part of it
         // keeps this waker for its next writable edge, until the writer's
-        // flush registers its own.
+        // flush registers its own. A flush, not only a drain: a stream that
+        // holds what it is given (TLS records) sends it only when flushed.
         let mut cx = Context::from_waker(Waker::noop());
-        Some(matches!(io.poll_drain(&mut cx), Poll::Ready(Ok(()))))
+        Some(matches!(
+            Pin::new(io).poll_flush(&mut cx),
+            Poll::Ready(Ok(()))
+        ))
     }
 
     async fn send_data(&self, opcode: u8, body: Bytes, flush: bool) -> Result<(), SendError> {
