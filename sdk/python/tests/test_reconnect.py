@@ -209,6 +209,18 @@ def test_stop_cuts_short_the_hold_after_a_refusal(runtime, engine_server, caplog
     live.join()
 
 
+def test_an_async_engine_stopped_from_another_thread_returns_at_once(tmp_dir, caplog):
+    # A signal handler's or a GUI's thread calls stop() directly, not
+    # through call_soon_threadsafe: the loop must still wake.
+    caplog.set_level(logging.INFO, logger="seatkeeper.engine")
+    address = f"unix:{tmp_dir / 'nobody.sock'}"
+    engine = Background("asyncio", address, "patient", retry_interval=LONG_RETRY_S)
+    wait_for(lambda: "waiting for seatkeeper" in caplog.text, "the engine to try")
+    assert engine.running
+    engine.engine.stop()  # from this (the test's) thread
+    engine.join(STOP_BOUND_S)
+
+
 def test_the_thread_runtime_still_refuses_a_negative_retry_interval(tmp_dir):
     # time.sleep raised ValueError for it; the interruptible wait must not
     # turn it into a wait of 0 (a busy loop of connect attempts).

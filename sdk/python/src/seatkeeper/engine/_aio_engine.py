@@ -61,6 +61,9 @@ class AsyncEngine:
         self._stall_warning_s = stall_warning_s
         self._link: Optional[AioLink] = None
         self._stopping = False
+        # The loop run() runs on, while it does: stop() from another thread
+        # hands its work to it.
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
         # The wait between attempts run() is in, if any: stop() ends it.
         self._pause: Optional["asyncio.Future[None]"] = None
         self._tasks: Set["asyncio.Task[None]"] = set()
@@ -92,8 +95,20 @@ class AsyncEngine:
 
     def stop(self) -> None:
         """Makes :meth:`run` return: it closes the connection, and a wait
-        between attempts ends at once."""
+        between attempts ends at once. Safe from any thread (a signal
+        handler's, a GUI's): off the loop's thread it hands the work to the
+        loop :meth:`run` runs on."""
         self._stopping = True
+        loop = self._loop
+        if loop is not None and not _running_on(loop):
+            try:
+                loop.call_soon_threadsafe(self._stop_now)
+            except RuntimeError:
+                pass  # the loop is closed: run() has returned
+            return
+        self._stop_now()
+
+    def _stop_now(self) -> None:
         if self._link is not None:
             self._link.close()
         pause = self._pause
@@ -119,6 +134,7 @@ class AsyncEngine:
         """
         if self.connected is None:
             self.connected = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         watchdog = asyncio.ensure_future(self._watch_loop())
         retry = Reconnect(address, reconnect, retry_interval)
         try:
@@ -142,6 +158,7 @@ class AsyncEngine:
                     break
                 await self._wait(delay)
         finally:
+            self._loop = None
             watchdog.cancel()
             for task in list(self._tasks):
                 task.cancel()
@@ -261,6 +278,14 @@ class AsyncEngine:
 def _wake(pause: "asyncio.Future[None]") -> None:
     if not pause.done():
         pause.set_result(None)
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is running ``loop``."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _loop_running() -> bool:
