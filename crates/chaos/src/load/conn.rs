@@ -165,14 +165,9 @@ impl Conn {
     /// for the server's close.
     pub(super) fn say_bye(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Done> {
         self.phase = Phase::Closing;
-        ctx.wbuf.clear();
-        frame::encode_into(frame::TEXT, br#"{"type":"bye"}"#, &mut ctx.wbuf);
         let code = seatkeeper_protocol::close::NORMAL.to_be_bytes();
-        frame::encode_into(frame::CLOSE, &code, &mut ctx.wbuf);
-        let bytes = std::mem::take(&mut ctx.wbuf);
-        let sent = self.send(&bytes);
-        ctx.wbuf = bytes;
-        sent
+        let bye: &[u8] = br#"{"type":"bye"}"#;
+        self.send_frames(&[(frame::TEXT, bye), (frame::CLOSE, &code)], ctx)
     }
 
     /// Writes `bytes` after anything still unsent; what the socket does not
@@ -365,8 +360,15 @@ impl Conn {
     }
 
     fn send_frame(&mut self, opcode: u8, payload: &[u8], ctx: &mut Ctx<'_>) -> Result<(), Done> {
+        self.send_frames(&[(opcode, payload)], ctx)
+    }
+
+    /// Frames built in the shared buffer, sent with one write.
+    fn send_frames(&mut self, frames: &[(u8, &[u8])], ctx: &mut Ctx<'_>) -> Result<(), Done> {
         ctx.wbuf.clear();
-        frame::encode_into(opcode, payload, &mut ctx.wbuf);
+        for &(opcode, payload) in frames {
+            frame::encode_into(opcode, payload, &mut ctx.wbuf);
+        }
         let bytes = std::mem::take(&mut ctx.wbuf);
         let sent = self.send(&bytes);
         ctx.wbuf = bytes;

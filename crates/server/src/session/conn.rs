@@ -555,7 +555,8 @@ impl<S: Io> Lane for DirectLane<S> {
     }
 
     fn write_now(&self, ob: &mut Outbox) -> bool {
-        if self.conn.stop.is_stopped() || !ob.writer_waits() {
+        // Whether the writer waits is the outbox's to say (`pop_slice`).
+        if self.conn.stop.is_stopped() {
             return false;
         }
         let mut len = 0;
