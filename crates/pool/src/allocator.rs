@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::claim::ClaimError;
-use crate::client::{ClaimRequest, PoolClient, PoolError};
+use crate::client::{ClaimRequest, ClientOptions, PoolClient, PoolError};
 use crate::config::redact_url;
 use crate::metrics::{family, PoolMetrics};
 use guard::{token_matches, RateLimit};
@@ -36,16 +36,20 @@ pub struct AllocatorConfig {
     pub rate_per_s: f64,
     /// `--rate-burst`: how many a client may send at once.
     pub burst: f64,
+    /// How its [`PoolClient`] is built (`--redis-wait-connections`).
+    pub client: ClientOptions,
 }
 
 impl AllocatorConfig {
-    /// Defaults: no token, 50 claims/s per client, bursts of 100.
+    /// Defaults: no token, 50 claims/s per client, bursts of 100, default
+    /// [`ClientOptions`].
     pub fn new(redis_url: impl Into<String>) -> Self {
         Self {
             redis_url: redis_url.into(),
             token: None,
             rate_per_s: 50.0,
             burst: 100.0,
+            client: ClientOptions::default(),
         }
     }
 }
@@ -57,6 +61,7 @@ impl std::fmt::Debug for AllocatorConfig {
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("rate_per_s", &self.rate_per_s)
             .field("burst", &self.burst)
+            .field("client", &self.client)
             .finish()
     }
 }
@@ -92,13 +97,14 @@ pub async fn allocator(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), PoolError> {
-    let client = PoolClient::new(&cfg.redis_url)?;
+    let client = PoolClient::with_options(&cfg.redis_url, cfg.client)?;
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
         redis = %redact_url(&cfg.redis_url),
         auth = cfg.token.is_some(),
         rate_limit_per_s = cfg.rate_per_s,
+        wait_connections = cfg.client.wait_connections,
         "pool allocator listening"
     );
     let state = Arc::new(Allocator {

@@ -1,6 +1,7 @@
 //! The router's side of the pool: claim a seat, list pods.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,11 +109,50 @@ impl ClaimRequest {
     }
 }
 
+/// How a [`PoolClient`] is built, beyond its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// The most connections lent at once, beside the shared one, to claims
+    /// confirmed by `WAIT` (`redis+sentinel://` URLs only): one per claim
+    /// in flight; more claims wait (up to 2 s, then retry) for a free one.
+    /// In [`Self::WAIT_CONNECTIONS`]; default
+    /// [`Self::DEFAULT_WAIT_CONNECTIONS`].
+    pub wait_connections: usize,
+}
+
+impl ClientOptions {
+    /// The default [`Self::wait_connections`].
+    pub const DEFAULT_WAIT_CONNECTIONS: usize = 32;
+    /// The allowed [`Self::wait_connections`].
+    pub const WAIT_CONNECTIONS: RangeInclusive<usize> = 1..=1024;
+
+    /// Checks [`Self::wait_connections`].
+    pub fn validate(&self) -> Result<(), PoolError> {
+        if !Self::WAIT_CONNECTIONS.contains(&self.wait_connections) {
+            return Err(PoolError::BadRequest(format!(
+                "wait_connections must be {:?}, got {}",
+                Self::WAIT_CONNECTIONS,
+                self.wait_connections
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            wait_connections: Self::DEFAULT_WAIT_CONNECTIONS,
+        }
+    }
+}
+
 /// A reusable handle on the pool for routers: one cached connection,
 /// reconnected (through Sentinel when configured) after failures, and the
 /// claim figures. On a replicated Redis each claim runs on a connection of
-/// its own for its write and `WAIT` (up to 32 at once, kept for reuse), so
-/// claims do not wait out each other's `WAIT`.
+/// its own for its write and `WAIT` (up to
+/// [`ClientOptions::wait_connections`] at once, kept for reuse), so claims
+/// do not wait out each other's `WAIT`.
 #[derive(Clone)]
 pub struct PoolClient {
     inner: Arc<Inner>,
@@ -125,12 +165,20 @@ struct Inner {
 
 impl PoolClient {
     /// Parses the URL (`redis://…` or `redis+sentinel://…`); connects on
-    /// first use.
+    /// first use. Default [`ClientOptions`].
     pub fn new(redis_url: &str) -> Result<Self, PoolError> {
+        Self::with_options(redis_url, ClientOptions::default())
+    }
+
+    /// Like [`Self::new`], with `options` (checked first: a bad one is
+    /// [`PoolError::BadRequest`]).
+    pub fn with_options(redis_url: &str, options: ClientOptions) -> Result<Self, PoolError> {
+        options.validate()?;
         let target = Target::parse(redis_url).map_err(PoolError::InvalidUrl)?;
+        let conn = Connector::new(target, CLIENT_TIMEOUT).lending(options.wait_connections);
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Connector::new(target, CLIENT_TIMEOUT),
+                conn,
                 metrics: ClaimMetrics::default(),
             }),
         })
@@ -348,4 +396,30 @@ pub async fn claim_with(redis_url: &str, req: &ClaimRequest) -> Result<Claim, Cl
 /// Lists live pods: a one-shot [`PoolClient::ls`] (what `pool ls` runs).
 pub async fn ls(redis_url: &str) -> Result<Vec<PodInfo>, PoolError> {
     PoolClient::new(redis_url)?.ls().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_connections_outside_1_to_1024_are_refused_not_a_panic() {
+        let url = "redis+sentinel://127.0.0.1:26379/mymaster";
+        let with = |n| {
+            PoolClient::with_options(
+                url,
+                ClientOptions {
+                    wait_connections: n,
+                },
+            )
+        };
+        for bad in [0, 1025, usize::MAX] {
+            let e = with(bad).err().expect("refused");
+            assert_eq!(e.code(), "bad_request");
+            let want = format!("wait_connections must be 1..=1024, got {bad}");
+            assert!(e.to_string().contains(&want), "{e}");
+        }
+        assert!(with(1).is_ok() && with(1024).is_ok());
+        assert_eq!(ClientOptions::default().wait_connections, 32);
+    }
 }

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 mod own;
 
-use own::OWN_MAX;
+use crate::client::ClientOptions;
 
 /// The URL scheme that names Sentinels and a master name.
 pub(crate) const SENTINEL_SCHEME: &str = "redis+sentinel://";
@@ -140,8 +140,10 @@ pub(crate) struct Connector {
     /// Connections lent by [`Self::own`] and given back healthy, each with
     /// the generation it was dialled in.
     idle: Mutex<Vec<(u64, MultiplexedConnection)>>,
-    /// One permit per connection lent ([`OWN_MAX`]).
+    /// One permit per connection [`Self::own`] may lend at once.
     lendable: Semaphore,
+    /// How many permits `lendable` started with.
+    lend_max: usize,
     config: AsyncConnectionConfig,
     timeout: Duration,
     /// Bumped on every new connection.
@@ -165,6 +167,8 @@ const RETRY_MAX: Duration = Duration::from_secs(1);
 impl Connector {
     /// `timeout` bounds finding the master, connecting, and every single
     /// request, so a partitioned Redis costs a caller at most about that.
+    /// [`Self::own`] lends up to [`ClientOptions::DEFAULT_WAIT_CONNECTIONS`]
+    /// at once; see [`Self::lending`].
     pub(crate) fn new(target: Target, timeout: Duration) -> Self {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -173,7 +177,8 @@ impl Connector {
             target,
             cached: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
-            lendable: Semaphore::new(OWN_MAX),
+            lendable: Semaphore::new(ClientOptions::DEFAULT_WAIT_CONNECTIONS),
+            lend_max: ClientOptions::DEFAULT_WAIT_CONNECTIONS,
             config,
             timeout,
             generation: AtomicU64::new(0),
@@ -182,6 +187,14 @@ impl Connector {
             connecting: tokio::sync::Mutex::new(()),
             failures: AtomicU64::new(0),
         }
+    }
+
+    /// Lends at most `n` connections at once (callers check `n >= 1`: with
+    /// none, every [`Self::own`] would time out).
+    pub(crate) fn lending(mut self, n: usize) -> Self {
+        self.lendable = Semaphore::new(n);
+        self.lend_max = n;
+        self
     }
 
     /// Whether the target is replicated (Sentinel).

@@ -16,8 +16,9 @@
 //!   agent task, its backoff.
 //! - [`mod@claim`]: [`Claim`] and [`ClaimError`], the shapes a router sees.
 //! - [`mod@ls`]: [`PodInfo`], one row of `pool ls`.
-//! - [`client`]: [`PoolClient`], [`ClaimRequest`] (selector, claim id) and
-//!   the one-shot [`claim()`] / [`claim_with()`] / [`ls()`].
+//! - [`client`]: [`PoolClient`], [`ClientOptions`] (how many connections
+//!   it lends to claims confirmed by `WAIT`), [`ClaimRequest`] (selector,
+//!   claim id) and the one-shot [`claim()`] / [`claim_with()`] / [`ls()`].
 //! - [`mod@allocator`]: `POST /claim` over HTTP, its token and rate limit.
 //! - [`metrics`]: [`PoolMetrics`] (a pod's), [`ClaimMetrics`] (a claimer's).
 //! - [`scripts`]: the Lua scripts (`src/lua/*.lua`) and the key prefix.
@@ -42,7 +43,7 @@ mod token;
 pub use agent::{Lease, PodAgent, PodStatus, Refusal, TokenProblem};
 pub use allocator::{allocator, AllocatorConfig};
 pub use claim::{Claim, ClaimError};
-pub use client::{claim, claim_with, ls, ClaimRequest, PoolClient, PoolError};
+pub use client::{claim, claim_with, ls, ClaimRequest, ClientOptions, PoolClient, PoolError};
 pub use config::{parse_labels, redact_url, MAX_LABELS};
 pub use config::{ConfigError, PoolConfig};
 pub use ls::PodInfo;

@@ -5,7 +5,9 @@
 //! client finish in about one `WAIT`, not twenty in a row, and an `ls` on
 //! that client meanwhile does not wait for them; each claim is granted
 //! once, on its own seat, and the pool counts exactly those seats as used;
-//! a second burst reuses the first one's connections.
+//! a second burst reuses the first one's connections. A client built with
+//! `wait_connections: 2` never has more than those two lent beside its
+//! shared one, however many claims are in flight.
 //!
 //! The figures in BENCHMARKS.md ("Claims confirmed by WAIT") come from the
 //! ignored `wait_latency_figures` here:
@@ -20,7 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pods::{config, free_seats, raw, wait_until, Pod};
-use seatkeeper_pool::{Claim, ClaimError, PodAgent, PoolClient};
+use seatkeeper_pool::{Claim, ClaimError, ClientOptions, PodAgent, PoolClient};
 use seatkeeper_testkit::sentinel::SentinelSet;
 
 /// The `WAIT` timeout the client uses (`WAIT_MS` in `src/client.rs`).
@@ -75,6 +77,18 @@ async fn accepted(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
     info_field(&text, "total_connections_received")
         .and_then(|n| n.parse().ok())
         .unwrap()
+}
+
+/// The ids `CLIENT LIST` shows on the Redis `conn` is one to.
+async fn client_ids(conn: &mut redis::aio::MultiplexedConnection) -> HashSet<u64> {
+    let text: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(conn)
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+        .collect()
 }
 
 /// What `n` claims fired at once through one client came to.
@@ -239,6 +253,51 @@ async fn claims_waiting_on_a_missing_replica_do_not_queue_behind_each_other() {
     assert_eq!(second, first, "the second burst opened connections");
     assert_eq!(free_seats(&url).await, before - 2 * N as u32);
     drop(leases);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_lends_no_more_wait_connections_than_its_cap() {
+    let Some(mut set) = SentinelSet::start() else {
+        return;
+    };
+    let url = set.url();
+    let _pods = fleet(&url, 2, 30).await;
+    lose_replica(&mut set).await;
+    let before_seats = free_seats(&url).await;
+    // Everyone on the master before the client: the Sentinel, the pods,
+    // this watcher.
+    let mut watch = raw(&set.node_url(0)).await;
+    let others = client_ids(&mut watch).await;
+
+    const CAP: usize = 2;
+    let options = ClientOptions {
+        wait_connections: CAP,
+    };
+    let client = PoolClient::with_options(&url, options).unwrap();
+    // Four times the cap in flight: each WAIT runs its 250 ms, so the
+    // claims hold their connections long enough to be seen.
+    const N: usize = 4 * CAP;
+    let claims = {
+        let client = client.clone();
+        tokio::spawn(async move { burst(&client, N).await })
+    };
+    let mut most = 0;
+    while !claims.is_finished() {
+        let ids = client_ids(&mut watch).await;
+        most = most.max(ids.difference(&others).count());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let b = claims.await.unwrap();
+    eprintln!("{}; at most {most} connections", b.line("cap 2"));
+
+    // More claims than connections: they waited for one, and all got in.
+    assert!(b.failed.is_empty(), "{}", b.line("claims failed"));
+    assert_eq!(free_seats(&url).await, before_seats - N as u32);
+    assert!(
+        most <= 1 + CAP,
+        "the client had {most} connections on the master: more than its shared one and {CAP} lent"
+    );
+    assert!(most >= 2, "never saw a lent connection ({most} in all)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

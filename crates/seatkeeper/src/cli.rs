@@ -90,6 +90,15 @@ pub(crate) struct AllocatorArgs {
     /// Claims a client may send at once before the rate applies.
     #[arg(long, default_value_t = 100.0)]
     pub rate_burst: f64,
+    /// Most Redis connections lent at once (beside the shared one) to claims
+    /// confirmed by WAIT (redis+sentinel:// only), 1..=1024.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SEATKEEPER_ALLOCATOR_REDIS_WAIT_CONNECTIONS",
+        default_value_t = seatkeeper_pool::ClientOptions::DEFAULT_WAIT_CONNECTIONS
+    )]
+    pub redis_wait_connections: usize,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

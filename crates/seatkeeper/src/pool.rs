@@ -8,7 +8,8 @@ use std::{
 
 use seatkeeper_engine::BoxFuture;
 use seatkeeper_pool::{
-    AllocatorConfig, ClaimError, ClaimRequest, PodAgent, PodStatus, PoolConfig, PoolError,
+    AllocatorConfig, ClaimError, ClaimRequest, ClientOptions, PodAgent, PodStatus, PoolConfig,
+    PoolError,
 };
 use seatkeeper_protocol::close;
 use seatkeeper_server::{Admission, App, Lease, Refusal};
@@ -129,6 +130,17 @@ pub(crate) async fn run(cmd: PoolCommand) -> ExitCode {
                     2,
                 );
             }
+            let client = ClientOptions {
+                wait_connections: args.redis_wait_connections,
+            };
+            if client.validate().is_err() {
+                let msg = format!(
+                    "--redis-wait-connections must be {:?}, got {}",
+                    ClientOptions::WAIT_CONNECTIONS,
+                    args.redis_wait_connections
+                );
+                return fail("bad_request", &msg, 2);
+            }
             let listener = match tokio::net::TcpListener::bind(args.listen).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -142,6 +154,7 @@ pub(crate) async fn run(cmd: PoolCommand) -> ExitCode {
             cfg.token = args.token.filter(|t| !t.is_empty());
             cfg.rate_per_s = args.rate_limit;
             cfg.burst = args.rate_burst;
+            cfg.client = client;
             match seatkeeper_pool::allocator(cfg, listener, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e.code(), &e.to_string(), exit_code(&e)),

@@ -102,6 +102,53 @@ async fn every_pool_subcommand_answers_with_one_json_line_and_a_documented_code(
     assert_eq!((code, v["error"].as_str()), (1, Some("listen_failed")));
 }
 
+#[test]
+fn the_allocator_refuses_a_wait_connection_cap_outside_1_to_1024() {
+    // Refused before the listener binds (the port is taken: that would be
+    // exit 1) and before Redis is dialled (nothing listens on port 1).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    const ENV: &str = "SEATKEEPER_ALLOCATOR_REDIS_WAIT_CONNECTIONS";
+    for (flag, env) in [("0", None), ("1025", None), ("", Some("0"))] {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["pool", "allocator", "--redis", "redis://127.0.0.1:1/"])
+            .args(["--listen", &addr])
+            .env_remove(ENV);
+        if !flag.is_empty() {
+            cmd.args(["--redis-wait-connections", flag]);
+        }
+        if let Some(v) = env {
+            cmd.env(ENV, v);
+        }
+        let out = cmd.output().expect("run seatkeeper");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{flag:?}/{env:?}: no JSON line ({e}): {stdout:?}"));
+        assert_eq!(out.status.code(), Some(2), "{flag:?}/{env:?}: {v}");
+        assert_eq!(v["error"], "bad_request", "{v}");
+        let got = if flag.is_empty() { env.unwrap() } else { flag };
+        let want = format!("--redis-wait-connections must be 1..=1024, got {got}");
+        assert_eq!(v["message"], want.as_str(), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn the_allocator_starts_with_the_wait_connection_cap_it_was_given() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let port = url.rsplit(':').next().unwrap();
+    let log = std::env::temp_dir().join(format!("seatkeeper-alloc-cap-{port}.log"));
+    let (addr, _alloc) =
+        allocator_with(BIN, &url, &["--redis-wait-connections", "2"], Some(&log)).await;
+    let (code, body) = http(addr, "GET", "/healthz", &[], "").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains("wait_connections=2"), "{text}");
+}
+
 #[tokio::test]
 async fn pod_labels_are_listed_and_a_selector_claims_only_on_matching_pods() {
     let Some(redis) = RedisServer::start() else {

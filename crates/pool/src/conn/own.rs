@@ -1,6 +1,7 @@
 //! Connections lent to one caller at a time, for requests that block
 //! their connection (`WAIT`): dialled to the master the shared connection
-//! found, at most [`OWN_MAX`] at once, kept for reuse within a generation.
+//! found, at most [`Connector::lending`] at once (32 unless set), kept for
+//! reuse within a generation.
 
 use redis::aio::MultiplexedConnection;
 use redis::{ErrorKind, RedisError, RedisResult};
@@ -8,16 +9,13 @@ use tokio::sync::SemaphorePermit;
 
 use super::{lock, Connector};
 
-/// The most connections [`Connector::own`] lends at once (beside the
-/// shared one). A claim confirmed by `WAIT` holds one for its write and
-/// its `WAIT` (up to 250 ms when no replica answers), so this caps such
-/// claims in flight per client; more wait for a free one.
-pub(crate) const OWN_MAX: usize = 32;
-
 impl Connector {
     /// A connection to the current master that no other caller uses until
     /// it is given back ([`Own::give_back`]); dropped instead, it is closed.
-    /// Waits up to the timeout for one of the [`OWN_MAX`] to be free. A
+    /// Waits up to the timeout for a free one of the connections it may
+    /// lend ([`Connector::lending`]). A claim confirmed by `WAIT` holds one
+    /// for its write and its `WAIT` (up to 250 ms when no replica answers),
+    /// so that caps such claims in flight per client; more wait here. A
     /// connection given back in an older generation (before a reconnect,
     /// maybe a failover) is never lent again.
     pub(crate) async fn own(&self) -> RedisResult<Own<'_>> {
@@ -26,7 +24,8 @@ impl Connector {
             .map_err(|_| {
                 RedisError::from((
                     ErrorKind::Io,
-                    "timed out waiting for a free connection (all in use)",
+                    "timed out waiting for a free connection",
+                    format!("all {} in use", self.lend_max),
                 ))
             })?
             .map_err(|_| RedisError::from((ErrorKind::Io, "connector closed")))?;
@@ -113,23 +112,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lends_at_most_own_max_each_alone_and_reuses_only_what_is_given_back() {
+    async fn lends_at_most_its_cap_each_alone_and_reuses_only_what_is_given_back() {
         let redis = seatkeeper_testkit::redis_or_skip!();
         let target = Target::parse(&redis.url()).unwrap();
-        let conn = Connector::new(target, Duration::from_millis(300));
+        const CAP: usize = 3;
+        let conn = Connector::new(target, Duration::from_millis(300)).lending(CAP);
         let shared = id(&mut conn.get().await.unwrap()).await;
 
         let mut lent = Vec::new();
         let mut ids = HashSet::new();
-        for _ in 0..OWN_MAX {
+        for _ in 0..CAP {
             let mut own = conn.own().await.unwrap();
             ids.insert(id(own.conn()).await);
             lent.push(own);
         }
-        assert_eq!(ids.len(), OWN_MAX, "each lent connection is its own");
+        assert_eq!(ids.len(), CAP, "each lent connection is its own");
         assert!(!ids.contains(&shared), "the shared one is never lent");
         let busy = conn.own().await.err().expect("all lent: none to lend");
         assert!(busy.to_string().contains("free connection"), "{busy}");
+        assert!(busy.to_string().contains("all 3 in use"), "{busy}");
 
         // Given back: lent again as it is.
         let mut back = lent.pop().unwrap();
