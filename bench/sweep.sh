@@ -9,6 +9,9 @@
 #
 #   SWEEP_BEFORE=/path/to/old/seatkeeper bench/sweep.sh [N ...]   (default: 10000 19000)
 #   SWEEP_SECS=60 (run length)   SWEEP_AFTER=target/release/seatkeeper
+#   SWEEP_RATE=5 (slices a second per session, default 10: a load the
+#   machine can carry at 19,000 sessions, so the sweep is measured with
+#   clients that keep up rather than on an overloaded server)
 #
 # Appends one JSON object per (build, N) to bench/results/sweep.json.
 # Loopback only; every run is bounded in time.
@@ -18,6 +21,7 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000 19000)
 secs=${SWEEP_SECS:-60}
 window=${SWEEP_WINDOW:-15}
+rate=${SWEEP_RATE:-10}
 after=${SWEEP_AFTER:-target/release/seatkeeper}
 builds=("after=$after")
 [ -n "${SWEEP_BEFORE:-}" ] && builds=("before=$SWEEP_BEFORE" "${builds[@]}")
@@ -46,7 +50,7 @@ for n in "${sizes[@]}"; do
     name=${b%%=*}; bin=${b#*=}
     port=$((port + 1))
     "${pin_srv[@]}" "$bin" serve --listen "127.0.0.1:$port" --seats $((n + 100)) --max-connections 19500 \
-      --engine synthetic:10:1024 2>"$scratch/sweep-$name-$n.log" &
+      --engine "synthetic:$rate:1024" 2>"$scratch/sweep-$name-$n.log" &
     srv=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
     "${pin_load[@]}" "$bin" load --url "ws://127.0.0.1:$port/ws" --sessions "$n" --duration-s "$secs" \
@@ -61,16 +65,16 @@ for n in "${sizes[@]}"; do
     sleep "$window"; z=$(snap)
     wait $load || true
     kill $srv; wait $srv 2>/dev/null || true
-    python3 - "$name" "$n" "$a" "$z" "$scratch/sweep-load-$name-$n.json" >>"$out" <<'PY'
+    python3 - "$name" "$n" "$a" "$z" "$scratch/sweep-load-$name-$n.json" "$rate" >>"$out" <<'PY'
 import json, sys
-name, n, a, z, load = sys.argv[1:]
+name, n, a, z, load, rate = sys.argv[1:]
 a, z = [float(x) for x in a.split()], [float(x) for x in z.split()]
 d = [y - x for x, y in zip(a, z)]
 sweeps, swept, cpu, wall, looks, exempt = d
 r = json.load(open(load))
 print(json.dumps({
-    "build": name, "sessions": int(n), "ready": r["ready"],
-    "delivered_per_s": round(r["slices_per_s"] / (int(n) * 10), 3),
+    "build": name, "sessions": int(n), "rate": int(rate), "ready": r["ready"],
+    "delivered_per_s": round(r["slices_per_s"] / (int(n) * int(rate)), 3),
     "p99_late_ms": r["latency"]["p99_us"] / 1000 if r["latency"]["p99_us"] is not None else None,
     "sweeps": int(sweeps),
     "sockets_per_sweep": round(swept / sweeps) if sweeps else None,
