@@ -317,6 +317,33 @@ fn run(shared: &Shared) {
     }
 }
 
+/// Sockets whose signals a sweep reads before it judges any of them. Each
+/// socket's counters are written by its own connection's threads, so they
+/// are seldom in the sampler's cache: read one socket at a time, between
+/// the locks of judging the one before, every miss is waited out in turn
+/// (at 19,000 sockets under load, the first read of a socket's state was
+/// most of the sweep's own time); read a chunk ahead as plain loads, the
+/// core overlaps them.
+const READ_AHEAD: usize = 64;
+
+/// What `entry`'s owner shows this sweep, read without a syscall; `None`
+/// once the owner is closing it (it is not swept then).
+fn shown_by(shared: &Shared, entry: &Entry, now: Instant) -> Option<Signals> {
+    if entry.socket.is_closing() {
+        return None;
+    }
+    Some(Signals {
+        progress: entry.socket.progress(),
+        written: entry.socket.bytes_written(),
+        ping_needs_look: shared.config.pong_timeout.is_some_and(|timeout| {
+            entry
+                .hooks
+                .pings()
+                .needs_look(now, timeout, shared.interval)
+        }),
+    })
+}
+
 fn sweep(shared: &Shared, batch: &mut Batch) {
     let started = Instant::now();
     let cpu_started = sys::thread_cpu_time();
@@ -337,49 +364,45 @@ fn sweep(shared: &Shared, batch: &mut Batch) {
     let mut exempted = 0u64;
     // Looks, by why the socket was in doubt; their sum is the looks.
     let mut by_why = [0u64; Why::ALL.len()];
-    for (id, entry) in batch.entries.iter() {
-        if entry.socket.is_closing() {
-            continue;
-        }
-        let signals = Signals {
-            progress: entry.socket.progress(),
-            written: entry.socket.bytes_written(),
-            ping_needs_look: shared.config.pong_timeout.is_some_and(|timeout| {
-                entry
-                    .hooks
-                    .pings()
-                    .needs_look(now, timeout, shared.interval)
-            }),
-        };
-        let turn = lock(&entry.state).turn(
-            now,
-            shared.max_gap,
-            shared.config.pong_timeout.is_some(),
-            signals,
-            entry.hooks.pings(),
-            || entry.socket.sample(),
-        );
-        let verdict = match turn {
-            Turn::Skipped => {
-                exempted += 1;
+    for chunk in batch.entries.chunks(READ_AHEAD) {
+        // First what each socket's owner shows, for the whole chunk: plain
+        // loads, no lock unless a ping is out.
+        let shown: [Option<Signals>; READ_AHEAD] =
+            std::array::from_fn(|i| chunk.get(i).and_then(|(_, e)| shown_by(shared, e, now)));
+        for ((id, entry), signals) in chunk.iter().zip(shown) {
+            let Some(signals) = signals else {
                 continue;
+            };
+            let turn = lock(&entry.state).turn(
+                now,
+                shared.max_gap,
+                shared.config.pong_timeout.is_some(),
+                signals,
+                entry.hooks.pings(),
+                || entry.socket.sample(),
+            );
+            let verdict = match turn {
+                Turn::Skipped => {
+                    exempted += 1;
+                    continue;
+                }
+                Turn::Closed(why) => {
+                    by_why[why.index()] += 1;
+                    continue; // the owner is tearing it down
+                }
+                Turn::Judged(v, why) => {
+                    by_why[why.index()] += 1;
+                    v
+                }
+            };
+            entry.hooks.observed(&verdict);
+            if let Verdict::Reap(evidence) = verdict {
+                reaped.push(*id);
+                // The verdict is recorded before the abort, so whatever the
+                // owner's I/O sees of the reset cannot be taken for the cause.
+                entry.hooks.on_reap(&evidence);
+                entry.socket.abort();
             }
-            Turn::Closed(why) => {
-                by_why[why.index()] += 1;
-                continue; // the owner is tearing it down
-            }
-            Turn::Judged(v, why) => {
-                by_why[why.index()] += 1;
-                v
-            }
-        };
-        entry.hooks.observed(&verdict);
-        if let Verdict::Reap(evidence) = verdict {
-            reaped.push(*id);
-            // The verdict is recorded before the abort, so whatever the
-            // owner's I/O sees of the reset cannot be taken for the cause.
-            entry.hooks.on_reap(&evidence);
-            entry.socket.abort();
         }
     }
     if !reaped.is_empty() {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::Reason;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::{
     io::Write,
     net::{TcpListener, TcpStream},
@@ -12,6 +12,8 @@ struct TestHooks {
     pings: Pings,
     tx: Mutex<mpsc::Sender<Evidence>>,
     reaped: AtomicBool,
+    /// Verdicts seen (one per kernel look).
+    looked: AtomicUsize,
 }
 
 impl TestHooks {
@@ -22,6 +24,7 @@ impl TestHooks {
             pings: Pings::default(),
             tx: Mutex::new(tx),
             reaped: AtomicBool::new(false),
+            looked: AtomicUsize::new(0),
         });
         (hooks, rx)
     }
@@ -34,6 +37,9 @@ impl Hooks for TestHooks {
     fn on_reap(&self, evidence: &Evidence) {
         self.reaped.store(true, Ordering::SeqCst);
         let _ = lock(&self.tx).send(evidence.clone());
+    }
+    fn observed(&self, _verdict: &Verdict) {
+        self.looked.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -185,4 +191,42 @@ fn a_closing_socket_is_not_swept_nor_counted() {
     // and says so.
     sampler.sweep_now(&mut batch);
     assert_eq!(s.looks_by_why[Why::Gap.index()].load(Ordering::Relaxed), 2);
+}
+
+/// A sweep reads what the owners show a chunk of sockets ahead of judging
+/// them: across chunk edges (the first and last of a chunk, a last chunk
+/// that is not full) each socket's look still goes to that socket, and
+/// only the ones their owners are closing are left out.
+#[test]
+fn sockets_read_a_chunk_ahead_are_judged_each_as_itself() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let n = 2 * READ_AHEAD + 22;
+    let closing = [0, READ_AHEAD - 1, READ_AHEAD, 2 * READ_AHEAD + 1, n - 1];
+    let pairs: Vec<_> = (0..n).map(|_| pair(&l)).collect();
+    let sampler = sampler(Duration::from_secs(3600), Duration::from_secs(30), None);
+    let watched: Vec<_> = pairs
+        .iter()
+        .map(|(s, _)| {
+            let handle = Arc::new(SocketHandle::new(s.as_raw_fd()));
+            let (hooks, _rx) = TestHooks::new();
+            let watch = sampler.watch(Arc::clone(&handle), hooks.clone());
+            (handle, hooks, watch)
+        })
+        .collect();
+    for &i in &closing {
+        watched[i].0.mark_closing();
+    }
+    let mut batch = Batch::default();
+    sampler.sweep_now(&mut batch);
+    sampler.sweep_now(&mut batch);
+    let s = sampler.stats();
+    assert_eq!(
+        s.samples.load(Ordering::Relaxed),
+        2 * (n - closing.len()) as u64
+    );
+    for (i, (_, hooks, _)) in watched.iter().enumerate() {
+        // Every sweep looks (an hour between sweeps against a 30 s grace).
+        let want = if closing.contains(&i) { 0 } else { 2 };
+        assert_eq!(hooks.looked.load(Ordering::SeqCst), want, "socket {i}");
+    }
 }
